@@ -1,0 +1,1 @@
+"""Command line interface: one ``deepfocus`` entry point with subcommands."""

@@ -1,0 +1,78 @@
+import numpy as np
+import pytest
+from astropy import constants
+from astropy import units as u
+from astropy.wcs import WCS
+from radio_beam import Beam
+
+from deepfocus_radio.conventions import (
+    beam_area_pixels,
+    channel_width_kms,
+    east_is_left,
+    jyperbeam_to_jy,
+    pa_to_pixel_angle,
+    pixel_angle_to_pa,
+)
+from deepfocus_radio.noise import channel_noise, robust_std
+
+
+def _wcs(cdelt1):
+    wcs = WCS(naxis=2)
+    wcs.wcs.ctype = ["RA---SIN", "DEC--SIN"]
+    wcs.wcs.cdelt = [cdelt1, 0.1 / 3600]
+    wcs.wcs.crval = [150.0, 2.0]
+    wcs.wcs.crpix = [50, 50]
+    return wcs
+
+
+def test_pa_30_points_north_east_on_sky():
+    """A direction at PA 30 deg, moved along in pixels, goes north-east in world coords."""
+    wcs = _wcs(-0.1 / 3600)
+    assert east_is_left(wcs)
+    angle = np.deg2rad(pa_to_pixel_angle(30.0, east_left=True))
+    x0, y0 = 49.0, 49.0
+    x1, y1 = x0 + 10 * np.cos(angle), y0 + 10 * np.sin(angle)
+    start = wcs.pixel_to_world(x0, y0)
+    end = wcs.pixel_to_world(x1, y1)
+    assert start.position_angle(end).to_value(u.deg) == pytest.approx(30.0, abs=1e-3)
+
+
+def test_pa_conversion_east_right_and_round_trip():
+    wcs = _wcs(+0.1 / 3600)
+    assert not east_is_left(wcs)
+    angle = np.deg2rad(pa_to_pixel_angle(30.0, east_left=False))
+    start = wcs.pixel_to_world(49.0, 49.0)
+    end = wcs.pixel_to_world(49 + 10 * np.cos(angle), 49 + 10 * np.sin(angle))
+    assert start.position_angle(end).to_value(u.deg) == pytest.approx(30.0, abs=1e-3)
+    pas = np.array([0.0, 30.0, 95.0, 179.0])
+    for east_left in (True, False):
+        back = pixel_angle_to_pa(pa_to_pixel_angle(pas, east_left=east_left), east_left=east_left)
+        np.testing.assert_allclose(back, pas, atol=1e-12)
+
+
+def test_beam_area_matches_gaussian_integral():
+    beam = Beam(major=1.0 * u.arcsec, minor=0.5 * u.arcsec, pa=0 * u.deg)
+    pixel = 0.1 * u.arcsec
+    # independent: 2 pi sigma_maj sigma_min / pixel^2
+    sig = 1 / np.sqrt(8 * np.log(2))
+    expected = 2 * np.pi * (10 * sig) * (5 * sig)
+    assert beam_area_pixels(beam, pixel) == pytest.approx(expected, rel=1e-9)
+    flux = jyperbeam_to_jy(np.full(10, expected / 10), beam, pixel)
+    assert flux.to_value(u.Jy) == pytest.approx(1.0)
+
+
+def test_channel_width_uses_observed_frequency():
+    dnu = 1 * u.MHz
+    nu = 700 * u.MHz
+    expected = (constants.c * dnu / nu).to_value(u.km / u.s)
+    assert channel_width_kms(dnu, nu).to_value(u.km / u.s) == pytest.approx(expected)
+
+
+def test_robust_noise(rng):
+    data = rng.normal(0, 2.0, size=(3, 200, 200))
+    data[1] *= 3
+    data[2, :5, :5] = 1e6  # a bright source does not move the MAD
+    data[0, 0, :] = np.nan
+    noise = channel_noise(data)
+    np.testing.assert_allclose(noise, [2.0, 6.0, 2.0], rtol=0.03)
+    assert np.isnan(robust_std([np.nan]))
