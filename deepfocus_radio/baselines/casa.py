@@ -15,8 +15,11 @@ import tempfile
 from pathlib import Path
 
 import numpy as np
+from astropy import units as u
 from astropy.io import fits
+from scipy.signal import fftconvolve
 
+from deepfocus_radio.baselines.clean import restoring_kernel
 from deepfocus_radio.exceptions import DeepFocusError, InputDataError
 
 __all__ = ["casa_available", "casa_clean", "align_psf_for_casa"]
@@ -38,10 +41,9 @@ importfits(fitsimage=opts["dirty"], imagename=opts["prefix"] + ".residual",
 importfits(fitsimage=opts["psf"], imagename=opts["prefix"] + ".psf",
            defaultaxes=True, defaultaxesvalues=axes, overwrite=True)
 deconvolve(imagename=opts["prefix"], deconvolver="hogbom", niter=opts["niter"],
-           threshold=opts["threshold"], gain=opts["gain"], restoration=True,
-           restoringbeam=opts["restoringbeam"])
-exportfits(imagename=opts["prefix"] + ".image", fitsimage=opts["out"],
-           dropdeg=True, overwrite=True)
+           threshold=opts["threshold"], gain=opts["gain"], restoration=False)
+for kind in ("model", "residual"):
+    exportfits(imagename=opts["prefix"] + "." + kind, fitsimage=opts[kind], overwrite=True)
 """
 
 
@@ -51,8 +53,9 @@ def casa_available():
 
 
 def _casa_psf_centre(n):
-    # Where CASA's image-domain minor cycle expects the PSF peak along an axis of n
-    # pixels (0-based), measured with casatasks 6.7 on odd and even sizes.
+    # Where CASA's minor cycle expects the PSF peak along an axis of n pixels (0-based),
+    # measured with casatasks 6.7: n // 2 for odd n, n // 2 + 1 for even n (the test
+    # tests/baselines/test_casa.py checks both).
     return n // 2 if n % 2 else n // 2 + 1
 
 
@@ -121,31 +124,38 @@ def casa_clean(dirty, psf, header, out_fits, *, threshold, restoring_beam, niter
     if out_fits.exists():
         raise InputDataError(f"{out_fits} exists; choose another output path.")
     with tempfile.TemporaryDirectory(prefix="deepfocus-casa-") as workdir:
-        site = Path(workdir) / "casasiteconfig.py"
-        site.write_text(_SITE_CONFIG)
-        dirty = np.nan_to_num(np.asarray(dirty, dtype=np.float32))
-        fits.writeto(Path(workdir) / "dirty.fits", dirty, header)
-        fits.writeto(Path(workdir) / "psf.fits", align_psf_for_casa(np.asarray(psf), dirty.shape), header)
+        work = Path(workdir)
+        (work / "casasiteconfig.py").write_text(_SITE_CONFIG)
+        dirty = np.asarray(dirty, dtype=np.float32)
+        fits.writeto(work / "dirty.fits", np.nan_to_num(dirty), header)
+        fits.writeto(work / "psf.fits", align_psf_for_casa(np.asarray(psf), dirty.shape), header)
         opts = {
-            "dirty": str(Path(workdir) / "dirty.fits"),
-            "psf": str(Path(workdir) / "psf.fits"),
-            "prefix": str(Path(workdir) / "cube"),
-            "out": str(out_fits.resolve()),
+            "dirty": str(work / "dirty.fits"),
+            "psf": str(work / "psf.fits"),
+            "prefix": str(work / "cube"),
+            "model": str(work / "model.fits"),
+            "residual": str(work / "residual.fits"),
             "niter": int(niter),
             "gain": float(gain),
             "threshold": f"{threshold.to_value('Jy / beam')}Jy",
-            "restoringbeam": [
-                f"{restoring_beam.major.to_value('arcsec')}arcsec",
-                f"{restoring_beam.minor.to_value('arcsec')}arcsec",
-                f"{restoring_beam.pa.to_value('deg')}deg",
-            ],
         }
-        env = dict(os.environ, CASASITECONFIG=str(site), HOME=workdir)
+        env = dict(os.environ, CASASITECONFIG=str(work / "casasiteconfig.py"), HOME=workdir)
         proc = subprocess.run(
             [sys.executable, "-c", _SCRIPT, json.dumps(opts)],
             cwd=workdir, env=env, capture_output=True, text=True, check=False,
         )
-        if proc.returncode != 0 or not out_fits.exists():
+        if proc.returncode != 0 or not (work / "model.fits").exists():
             tail = (proc.stdout + proc.stderr)[-2000:]
             raise DeepFocusError(f"CASA deconvolve failed (exit {proc.returncode}):\n{tail}")
+        model = fits.getdata(work / "model.fits").reshape(dirty.shape)
+        residual = fits.getdata(work / "residual.fits").reshape(dirty.shape)
+    # Restore ourselves with the peak-1 common beam: the same convention as hogbom_clean.
+    kernel = restoring_kernel(restoring_beam, abs(header["CDELT2"]) * u.deg)
+    restored = np.stack([fftconvolve(m, kernel, mode="same") for m in model]) + residual
+    restored[np.isnan(dirty)] = np.nan
+    out_header = header.copy()
+    out_header.update(restoring_beam.to_header_keywords())
+    tmp = out_fits.with_name(out_fits.name + ".part")
+    fits.writeto(tmp, restored.astype(np.float32), out_header, overwrite=True)
+    os.replace(tmp, out_fits)
     return out_fits
