@@ -1,0 +1,48 @@
+"""Per-epoch metrics files of a run: ``metrics.csv`` and ``metrics.json``."""
+
+import csv
+import io
+import json
+import os
+from pathlib import Path
+
+__all__ = ["write_history", "read_history", "atomic_write_text"]
+
+
+def atomic_write_text(path, text):
+    """Write text to a temporary file next to ``path``, then rename it over ``path``."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(text)
+    os.replace(tmp, path)
+
+
+def write_history(history, directory):
+    """Write the epoch records as ``metrics.csv`` and ``metrics.json`` in ``directory``.
+
+    Parameters
+    ----------
+    history : list of dict
+        Records with the same or growing sets of keys (missing values left empty).
+    directory : str or `~pathlib.Path`
+        Run directory.
+    """
+    directory = Path(directory)
+    columns = []
+    for record in history:
+        columns += [key for key in record if key not in columns]
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=columns, lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(history)
+    atomic_write_text(directory / "metrics.csv", buffer.getvalue())
+    atomic_write_text(directory / "metrics.json", json.dumps(history, indent=1))
+
+
+def read_history(directory):
+    """Epoch records of a run directory (from ``metrics.json``); empty when absent."""
+    path = Path(directory) / "metrics.json"
+    if not path.is_file():
+        return []
+    return json.loads(path.read_text())
