@@ -11,6 +11,7 @@ import hashlib
 import json
 import os
 import pickle
+import re
 from pathlib import Path
 
 import torch
@@ -143,10 +144,17 @@ def _read_safetensors(path):
 def _read_torch(path):
     try:
         checkpoint = torch.load(str(path), map_location="cpu", weights_only=True)
-    except (pickle.UnpicklingError, RuntimeError, EOFError, OSError, ValueError) as exc:
-        raise CheckpointError(f"cannot read {str(path)!r} safely: {exc} (only tensors and "
-                              f"plain containers are accepted: torch.load(weights_only=True))"
-                              ) from exc
+    except pickle.UnpicklingError as exc:
+        # torch's own message suggests weights_only=False: keep only the reason.
+        reason = re.search(r"Unsupported (global|operand): \S+( \S+)?", str(exc))
+        raise CheckpointError(
+            f"refused to load {str(path)!r}: it holds Python objects other than tensors and "
+            f"plain containers ({reason.group(0) if reason else 'not a weights-only file'}), "
+            f"which torch.load(weights_only=True) will not run; save the model with "
+            f"save_model, or a dict of state_dict and config only") from exc
+    except (RuntimeError, EOFError, OSError, ValueError) as exc:
+        raise CheckpointError(f"cannot read {str(path)!r}: {exc} (the file is truncated, "
+                              f"corrupted or not a torch checkpoint)") from exc
     if not isinstance(checkpoint, dict) or not {"state_dict", "config"} <= set(checkpoint):
         found = sorted(checkpoint) if isinstance(checkpoint, dict) else type(checkpoint).__name__
         raise CheckpointError(f"{str(path)!r} is not a deepfocus checkpoint: expected a dict with "
