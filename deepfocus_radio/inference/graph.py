@@ -1,0 +1,170 @@
+"""The dask graph of tiled prediction: one task per output block, one key for the model.
+
+Built by hand (as dask's own ``overlap`` is) so that each block task receives exactly the
+pieces of the neighbouring input chunks it needs, whatever the halo, with reflect padding
+at the array's edges, and so that block boundaries follow the tile grid rather than the
+input's chunks.
+"""
+
+import numpy as np
+
+from deepfocus_radio.exceptions import InputDataError
+from deepfocus_radio.inference.runner import run_tiles
+from deepfocus_radio.inference.tiling import merge_block, reflect_indices
+
+__all__ = ["channel_sigma", "build_prediction_graph", "predict_block", "block_tasks"]
+
+
+class _SlabReader:
+    """Array-like over a dask cube for ``channel_noise``: reads one chunk of channels at once."""
+
+    def __init__(self, cube):
+        self._cube = cube
+        self.shape = cube.shape
+        self._bounds = np.cumsum((0,) + cube.chunks[0])
+        self._cached = (None, None, None)
+
+    def __getitem__(self, key):
+        channel, rows, cols = key
+        block = int(np.searchsorted(self._bounds, channel, side="right") - 1)
+        if self._cached[:2] != (block, (rows, cols)):
+            lo, hi = self._bounds[block], self._bounds[block + 1]
+            self._cached = (block, (rows, cols), np.asarray(self._cube[lo:hi, rows, cols]))
+        return self._cached[2][channel - self._bounds[block]]
+
+
+def channel_sigma(source, noise=None):
+    """Per-channel noise used to normalize network inputs (1 where undefined).
+
+    Parameters
+    ----------
+    source : dask.array.Array, shape (chan, y, x)
+        The input.
+    noise : float or array-like, optional
+        Given noise (scalar or one value per channel); default
+        ``deepfocus_radio.noise.channel_noise`` of the input.
+
+    Returns
+    -------
+    ndarray, shape (chan,)
+        float64; channels with a NaN or zero noise (blank or constant) get 1.
+
+    Raises
+    ------
+    InputDataError
+        If ``noise`` has the wrong length or a negative value.
+    """
+    from deepfocus_radio.noise import channel_noise
+
+    nchan = source.shape[0]
+    if noise is None:
+        sigma = channel_noise(_SlabReader(source))
+    else:
+        sigma = np.broadcast_to(np.asarray(noise, dtype=np.float64), (nchan,)).copy() \
+            if np.ndim(noise) == 0 or np.size(noise) == nchan else None
+        if sigma is None or np.any(sigma < 0):
+            raise InputDataError(
+                f"noise must be a non-negative scalar or {nchan} values (one per channel); got "
+                f"shape {np.shape(noise)}"
+            )
+    return np.where(np.isfinite(sigma) & (sigma > 0), sigma, 1.0)
+
+
+def predict_block(spec, sigma, plan, batch_size, parts):
+    """Compute one output block from the pieces of input it needs (a dask task).
+
+    Parameters
+    ----------
+    spec : ModelSpec
+        The network.
+    sigma : ndarray
+        Noise of the channels of the block's region (reflected), shape (region chans,).
+    plan : BlockPlan
+        The block.
+    batch_size : int
+        Tiles per forward pass.
+    parts : nested list of ndarray
+        Input pieces, np.block-compatible, covering the region's source bounding box.
+
+    Returns
+    -------
+    ndarray
+        The block, float32, NaN where the input was NaN.
+    """
+    box = np.block(parts) if isinstance(parts, list) else parts
+    box = np.asarray(box, dtype=np.float32)
+    index = [reflect_indices(np.arange(lo, hi), n) for (lo, hi), n in zip(plan.region, plan.shape)]
+    offsets = [ix.min() for ix in index]
+    region = box[np.ix_(*[ix - off for ix, off in zip(index, offsets)])]
+    finite = np.isfinite(region)
+    normalized = np.where(finite, region, 0.0) / sigma[:, None, None].astype(np.float32)
+    tiles = np.stack([normalized[s] for s in plan.tile_slices()]).astype(np.float32, copy=False)
+    outputs = run_tiles(spec, tiles, batch_size)
+    block = merge_block(plan, outputs)
+    inner = tuple(slice(lo - rlo, hi - rlo) for (lo, hi), (rlo, _) in zip(plan.bounds, plan.region))
+    block *= sigma[inner[0]][:, None, None].astype(np.float32)
+    block[~finite[inner]] = np.nan
+    return block
+
+
+def _source_pieces(source_name, source_chunks, plan):
+    """Graph references to the pieces of source chunks covering a block's region.
+
+    Returns a nested list (chan, y, x) of either a source chunk key, or a getitem task
+    slicing it, ready for ``np.block`` in :func:`predict_block`.
+    """
+    per_axis = []
+    for (lo, hi), n, chunks in zip(plan.region, plan.shape, source_chunks):
+        index = reflect_indices(np.arange(lo, hi), n)
+        first, last = int(index.min()), int(index.max()) + 1
+        bounds = np.cumsum((0,) + tuple(chunks))
+        pieces = []
+        for block in range(int(np.searchsorted(bounds, first, side="right") - 1), len(chunks)):
+            a, b = max(first, bounds[block]), min(last, bounds[block + 1])
+            if a >= b:
+                break
+            whole = a == bounds[block] and b == bounds[block + 1]
+            pieces.append((block, None if whole else slice(a - bounds[block], b - bounds[block])))
+        per_axis.append(pieces)
+    return [[[_piece(source_name, (c, y, x)) for x in per_axis[2]] for y in per_axis[1]]
+            for c in per_axis[0]]
+
+
+def _piece(source_name, triple):
+    import operator
+
+    key = (source_name,) + tuple(block for block, _ in triple)
+    if all(sl is None for _, sl in triple):
+        return key
+    slices = tuple(slice(None) if sl is None else sl for _, sl in triple)
+    return (operator.getitem, key, slices)
+
+
+def block_tasks(source, spec_key, layout, batch_size, sigma, indices=None):
+    """``{block index: task}`` computing each output block (see :func:`predict_block`)."""
+    tasks = {}
+    grid = layout.grid
+    for index in (np.ndindex(*grid) if indices is None else indices):
+        plan = layout.plan(index)
+        lo, hi = plan.region[0]
+        region_sigma = sigma[reflect_indices(np.arange(lo, hi), layout.shape[0])]
+        pieces = _source_pieces(source.name, source.chunks, plan)
+        tasks[tuple(index)] = (predict_block, spec_key, region_sigma, plan, batch_size, pieces)
+    return tasks
+
+
+def build_prediction_graph(source, spec, layout, batch_size, sigma):
+    """Lazy dask array of the tiled prediction of ``source`` (chunked like ``layout``)."""
+    import dask.array as da
+    from dask.base import tokenize
+    from dask.highlevelgraph import HighLevelGraph
+
+    token = tokenize(source.name, spec.key, spec.device, layout.tile, layout.halo, layout.blend,
+                     layout.chunks, batch_size, sigma)
+    name = f"predict-tiled-{token}"
+    spec_key = f"model-spec-{token}"
+    dsk = {spec_key: spec}
+    for index, task in block_tasks(source, spec_key, layout, batch_size, sigma).items():
+        dsk[(name,) + index] = task
+    graph = HighLevelGraph.from_collections(name, dsk, dependencies=[source])
+    return da.Array(graph, name, chunks=layout.chunks, dtype=np.float32)

@@ -1,0 +1,232 @@
+"""``predict_tiled``: a network over a (chan, y, x) array in overlapping tiles, through dask.
+
+Each output block is one dask task: it gathers its input region (the block, its halo and
+reflect padding at the cube's edges) from the neighbouring input chunks, normalizes it by
+the per-channel noise, cuts it into tiles, runs them through the network in batches,
+merges them (see :mod:`deepfocus_radio.inference.tiling`) and multiplies back by the
+noise. The network travels as one :class:`~deepfocus_radio.inference.runner.ModelSpec`
+key of the graph and is built once per process.
+"""
+
+import math
+import warnings
+
+import numpy as np
+
+from deepfocus_radio.exceptions import ConfigError, ModelMismatchError, TileShrunkWarning
+from deepfocus_radio.inference.graph import build_prediction_graph, channel_sigma
+from deepfocus_radio.inference.runner import ModelSpec, model_geometry, resolve_device
+from deepfocus_radio.inference.tiling import BLEND_MODES, TileLayout
+
+__all__ = ["predict_tiled", "DEFAULT_TILE", "DEFAULT_HALO", "DEFAULT_BATCH_SIZE", "TilingSettings",
+           "resolve_tiling"]
+
+#: Default tile and halo (chan, y, x) of 3D and 2D networks (2D: one plane at a time).
+DEFAULT_TILE = {3: (32, 64, 64), 2: (1, 128, 128)}
+DEFAULT_HALO = {3: (8, 16, 16), 2: (0, 16, 16)}
+DEFAULT_BATCH_SIZE = 4
+
+
+class TilingSettings:
+    """Checked tiling settings for one array: tile, halo, batch size, blend, tiles per block."""
+
+    def __init__(self, tile, halo, batch_size, blend, per_block):
+        self.tile, self.halo, self.batch_size = tile, halo, batch_size
+        self.blend, self.per_block = blend, per_block
+
+    def __repr__(self):
+        return (f"TilingSettings(tile={self.tile}, halo={self.halo}, batch_size={self.batch_size}, "
+                f"blend={self.blend!r}, per_block={self.per_block})")
+
+
+def _triple(name, value, spatial_dims, *, minimum):
+    values = (value,) * 3 if isinstance(value, (int, np.integer)) else tuple(value)
+    if spatial_dims == 2 and len(values) == 2:
+        values = (1 if name == "tile" else 0,) + values
+    if len(values) != 3 or any(isinstance(v, bool) or int(v) != v or v < minimum for v in values):
+        raise ConfigError(
+            f"{name}={value!r} must be {'an integer' if minimum else 'a non-negative integer'} "
+            f">= {minimum} or three of them in (chan, y, x) order"
+        )
+    values = tuple(int(v) for v in values)
+    if spatial_dims == 2 and values[0] != (1 if name == "tile" else 0):
+        raise ConfigError(f"{name}={value!r}: a 2D network works plane by plane, so the channel "
+                          f"{name} must be {1 if name == 'tile' else 0}; give (y, x) sizes")
+    return values
+
+
+def _size_multiple(module):
+    config = getattr(module, "config", None) or {}
+    if config.get("arch") in ("unet", "cae"):
+        return 2 ** (len(config.get("block_sizes", [0])) - 1)
+    return 1
+
+
+def resolve_tiling(shape, module, spatial_dims, *, tile=None, halo=None, batch_size=None,
+                   blend=None):
+    """Check tiling settings against the data and fill in defaults.
+
+    A tile longer than an axis plus its two halos is shrunk (rounded up to the multiple the
+    network needs) with a :class:`~deepfocus_radio.exceptions.TileShrunkWarning`.
+
+    Returns
+    -------
+    TilingSettings
+
+    Raises
+    ------
+    ConfigError
+        If a size is malformed, ``tile <= 2 * halo`` on an axis, ``batch_size < 1`` or
+        ``blend`` is unknown.
+    """
+    tile = _triple("tile", DEFAULT_TILE[spatial_dims] if tile is None else tile, spatial_dims,
+                   minimum=1)
+    halo = _triple("halo", DEFAULT_HALO[spatial_dims] if halo is None else halo, spatial_dims,
+                   minimum=0)
+    blend = "crop" if blend is None else blend
+    if blend not in BLEND_MODES:
+        raise ConfigError(f"blend={blend!r} is not one of {list(BLEND_MODES)}")
+    batch_size = DEFAULT_BATCH_SIZE if batch_size is None else batch_size
+    if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
+        raise ConfigError(f"batch_size={batch_size!r} must be a positive integer")
+    tile = _shrink(tile, halo, shape, _size_multiple(module))
+    for axis, (t, h) in enumerate(zip(tile, halo)):
+        if t <= 2 * h:
+            raise ConfigError(
+                f"tile={tile} and halo={halo}: on axis {('chan', 'y', 'x')[axis]} the tile must "
+                f"be larger than twice the halo (tile {t} <= 2 x {h}); enlarge tile or reduce halo"
+            )
+    return TilingSettings(tile, halo, int(batch_size), blend, _per_block(shape, tile, halo,
+                                                                        int(batch_size)))
+
+
+def _shrink(tile, halo, shape, multiple):
+    new = list(tile)
+    for axis, (t, h, n) in enumerate(zip(tile, halo, shape)):
+        if t > n + 2 * h:
+            new[axis] = min(t, math.ceil((n + 2 * h) / multiple) * multiple)
+    if tuple(new) != tuple(tile):
+        warnings.warn(
+            f"tile={tuple(tile)} is larger than the data {tuple(shape)} plus its halo {tuple(halo)}; "
+            f"using tile={tuple(new)}", TileShrunkWarning, stacklevel=4)
+    return tuple(new)
+
+
+def _per_block(shape, tile, halo, batch_size):
+    """Tiles per block: about ``batch_size`` tiles, spread over y and x."""
+    counts = [max(1, math.ceil(n / (t - 2 * h))) for n, t, h in zip(shape, tile, halo)]
+    ky = min(counts[1], math.ceil(math.sqrt(batch_size)))
+    kx = min(counts[2], math.ceil(batch_size / ky))
+    return (1, ky, kx)
+
+
+def _check_model(module, ndim):
+    spatial_dims, in_channels, out_channels = model_geometry(module)
+    if in_channels != 1 or out_channels != 1:
+        raise ModelMismatchError(
+            f"model has in_channels={in_channels}, out_channels={out_channels}; tiled inference "
+            "feeds one cube (one channel) and expects one output channel"
+        )
+    if spatial_dims == 3 and ndim != 3:
+        raise ModelMismatchError(
+            f"model has spatial_dims=3 and needs a (chan, y, x) cube with a spectral axis; the "
+            f"data has {ndim} axes. Use a 2D model for images"
+        )
+    if ndim not in (2, 3):
+        raise ModelMismatchError(f"data must be (y, x) or (chan, y, x); got {ndim} axes")
+    return spatial_dims
+
+
+def predict_tiled(array, model, *, tile=None, halo=None, batch_size=None, blend=None, device=None,
+                  noise=None, out=None, overwrite=False, client=None, progress=True, threads=None,
+                  num_workers=None, amp=False, store_metadata=None):
+    """Run a network over an array in overlapping tiles, lazily and out of core.
+
+    Parameters
+    ----------
+    array : ndarray or dask.array.Array
+        (chan, y, x) for a 3D network; (y, x) or (chan, y, x) (plane by plane) for a 2D
+        one. Any brightness unit (bare values); NaNs are fed as 0 and restored as NaN.
+    model : torch.nn.Module, str or os.PathLike
+        Network, model file or shipped name (see ``deepfocus_radio.load_model``).
+    tile : int or tuple of int, optional
+        Tile size in voxels, (chan, y, x); default (32, 64, 64) in 3D, (1, 128, 128) in 2D.
+    halo : int or tuple of int, optional
+        Voxels of context on each side of a tile's valid centre, (chan, y, x); default
+        (8, 16, 16) in 3D, (0, 16, 16) in 2D. Tiled equals whole-array output when the
+        network's receptive field fits in it.
+    batch_size : int, optional
+        Tiles per forward pass (default 4); an output block holds about this many tiles.
+    blend : {"crop", "linear"}, optional
+        How overlaps are reconciled (default "crop"; see ``tiling``).
+    device : str or torch.device, optional
+        Default CUDA when available, else CPU.
+    noise : float or array-like, optional
+        Noise rms per channel (same unit as ``array``); default
+        ``deepfocus_radio.noise.channel_noise(array)``. Inputs are divided by it before
+        the network and outputs multiplied by it.
+    out : str or os.PathLike, optional
+        zarr store to write into (block by block; the output never has to fit in memory).
+        A run that was killed resumes: blocks already written are skipped.
+    overwrite : bool, optional
+        Replace an existing ``out``.
+    client : `distributed.Client`, optional
+        Cluster to run on; default the active client, else local threads.
+    progress : bool, optional
+        Show a progress bar while computing.
+    threads : int, optional
+        torch threads in each process (default: torch's).
+    num_workers : int, optional
+        Threads of the local scheduler (default: the number of cores).
+    amp : bool, optional
+        bfloat16 autocast on CUDA (off by default: it costs ~1e-2 relative accuracy).
+    store_metadata : dict, optional
+        ``header``, ``unit``, ``beam`` and ``attrs`` for the ``out`` store.
+
+    Returns
+    -------
+    ndarray or dask.array.Array
+        float32, same shape as ``array``: a numpy array for numpy input, a lazy dask array
+        for dask input, a dask array reading ``out`` when ``out`` is given.
+
+    Raises
+    ------
+    ModelMismatchError
+        If the network's ``spatial_dims``, ``in_channels`` or output do not fit the data.
+    ConfigError
+        If a tiling setting or ``device`` is invalid.
+    OutputExistsError
+        If ``out`` exists (and is not an unfinished run of the same job) and ``overwrite``
+        is False.
+    """
+    import dask.array as da
+
+    from deepfocus_radio.io._compute import compute
+    from deepfocus_radio.models import load_model
+
+    module = load_model(model)
+    is_dask = isinstance(array, da.Array)
+    data = array if is_dask else np.asarray(array)
+    spatial_dims = _check_model(module, data.ndim)
+    squeeze = data.ndim == 2
+    data = data[None] if squeeze else data
+    settings = resolve_tiling(data.shape, module, spatial_dims, tile=tile, halo=halo,
+                              batch_size=batch_size, blend=blend)
+    layout = TileLayout(data.shape, settings.tile, settings.halo, settings.per_block,
+                        settings.blend)
+    spec = ModelSpec(module, device=resolve_device(device), spatial_dims=spatial_dims,
+                     threads=threads, amp=amp)
+    source = data if is_dask else da.from_array(data, chunks=layout.chunks)
+    sigma = channel_sigma(source, noise)
+    if out is not None:
+        from deepfocus_radio.inference.store import predict_to_store
+
+        result = predict_to_store(source, spec, layout, settings, sigma, out, overwrite=overwrite,
+                                  client=client, progress=progress, num_workers=num_workers,
+                                  metadata=store_metadata or {})
+    else:
+        result = build_prediction_graph(source, spec, layout, settings.batch_size, sigma)
+        if not is_dask:
+            (result,) = compute(result, client=client, desc="predict", progress=progress,
+                                num_workers=num_workers)
+    return result[0] if squeeze else result

@@ -1,0 +1,147 @@
+"""Writing a tiled prediction straight into a zarr store, resumably.
+
+The store is built under ``<out>.partial`` next to ``out``. Each output block is one zarr
+chunk, written by the task that computes it, which then sets the block's flag in a small
+``_done`` array (one chunk per flag, so concurrent workers never share a chunk). A run that
+was killed is resumed by running it again: blocks whose flag is set are not recomputed,
+and the result is the same. When every block is written, the flags are removed and the
+store is renamed to ``out`` in one step.
+"""
+
+import hashlib
+import json
+from pathlib import Path
+
+import numpy as np
+from astropy import units as u
+from astropy.io import fits
+
+from deepfocus_radio.exceptions import OutputExistsError
+from deepfocus_radio.inference.graph import block_tasks
+
+__all__ = ["predict_to_store", "partial_path", "DONE_ARRAY"]
+
+#: Name of the completion record inside an unfinished store.
+DONE_ARRAY = "_done"
+
+
+def partial_path(out):
+    """Where an unfinished store for ``out`` is kept."""
+    out = Path(out)
+    return out.with_name(out.name + ".partial")
+
+
+def _fingerprint(spec, layout, batch_size, sigma, metadata):
+    text = json.dumps(
+        {
+            "model": spec.key,
+            "shape": layout.shape,
+            "tile": layout.tile,
+            "halo": layout.halo,
+            "blend": layout.blend,
+            "chunks": layout.chunks,
+            "batch_size": batch_size,
+            "sigma": hashlib.sha256(np.ascontiguousarray(sigma).tobytes()).hexdigest(),
+            "attrs": metadata.get("attrs", {}),
+        },
+        sort_keys=True,
+        default=str,
+    )
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def _open_or_create(work, layout, fingerprint, metadata):
+    """The unfinished store at ``work``: reopened if it is the same job, else created."""
+    import zarr
+
+    from deepfocus_radio.io._compute import remove_path
+    from deepfocus_radio.io.zarr_store import VARIABLE, create_store
+
+    if work.exists():
+        try:
+            group = zarr.open_group(work, mode="r+")
+            if group.attrs["deepfocus_radio"].get("fingerprint") == fingerprint:
+                return group[VARIABLE], group[DONE_ARRAY]
+        except (KeyError, FileNotFoundError, ValueError, TypeError):
+            pass
+        remove_path(work)  # an unfinished run of a different job: start again
+    chunk_shape = tuple(c[0] for c in layout.chunks)
+    array = create_store(
+        work,
+        shape=layout.shape,
+        dtype=np.float32,
+        chunks=chunk_shape,
+        header=metadata.get("header") or fits.Header(),
+        unit=metadata.get("unit") or u.dimensionless_unscaled,
+        beam=metadata.get("beam"),
+        attrs={**metadata.get("attrs", {}), "fingerprint": fingerprint, "complete": False},
+    )
+    group = zarr.open_group(work, mode="r+")
+    done = group.create_array(DONE_ARRAY, shape=layout.grid, dtype=np.uint8, chunks=(1, 1, 1),
+                              fill_value=0, dimension_names=["block_chan", "block_y", "block_x"])
+    return array, done
+
+
+def write_block(array_path, done_path, bounds, index, block):
+    """Write one block into the store, then flag it as done (a dask task)."""
+    import zarr
+
+    target = zarr.open_array(array_path, mode="r+")
+    target[tuple(slice(lo, hi) for lo, hi in bounds)] = block
+    flags = zarr.open_array(done_path, mode="r+")
+    flags[tuple(slice(i, i + 1) for i in index)] = 1
+    return np.ones((1, 1, 1), dtype=np.uint8)
+
+
+def predict_to_store(source, spec, layout, settings, sigma, out, *, overwrite, client, progress,
+                     num_workers, metadata):
+    """Run the prediction into the zarr store ``out`` (see the module docstring).
+
+    Returns
+    -------
+    dask.array.Array
+        Lazy view of the finished store's data.
+
+    Raises
+    ------
+    OutputExistsError
+        If ``out`` exists and ``overwrite`` is False.
+    """
+    import dask.array as da
+    import zarr
+    from dask.highlevelgraph import HighLevelGraph
+
+    from deepfocus_radio.io._compute import compute, remove_path
+    from deepfocus_radio.io.zarr_store import VARIABLE, consolidate
+
+    out = Path(out)
+    if out.exists() and not overwrite:
+        raise OutputExistsError(f"{out} exists; pass overwrite=True (--overwrite) to replace it")
+    work = partial_path(out)
+    fingerprint = _fingerprint(spec, layout, settings.batch_size, sigma, metadata)
+    array, done = _open_or_create(work, layout, fingerprint, metadata)
+    flags = np.asarray(done[...]).astype(bool)
+    pending = [index for index in np.ndindex(*layout.grid) if not flags[index]]
+    name = f"predict-store-{fingerprint[:16]}-{len(pending)}"
+    spec_key = f"model-spec-{fingerprint[:16]}"
+    dsk = {spec_key: spec}
+    for index in np.ndindex(*layout.grid):
+        dsk[(name,) + index] = np.ones((1, 1, 1), dtype=np.uint8)
+    array_path, done_path = str(work / VARIABLE), str(work / DONE_ARRAY)
+    for index, task in block_tasks(source, spec_key, layout, settings.batch_size, sigma,
+                                   pending).items():
+        bounds = layout.plan(index).bounds
+        dsk[(name,) + index] = (write_block, array_path, done_path, bounds, index, task)
+    graph = HighLevelGraph.from_collections(name, dsk, dependencies=[source])
+    marks = da.Array(graph, name, chunks=tuple((1,) * n for n in layout.grid), dtype=np.uint8)
+    compute(marks, client=client, desc="predict", progress=progress, num_workers=num_workers)
+    group = zarr.open_group(work, mode="r+")
+    del group[DONE_ARRAY]
+    attrs = dict(group.attrs["deepfocus_radio"])
+    attrs["complete"] = True
+    group.attrs["deepfocus_radio"] = attrs
+    consolidate(work)
+    if out.exists():
+        remove_path(out)
+    work.rename(out)
+    return da.from_zarr(zarr.open_array(out / VARIABLE, mode="r"))
