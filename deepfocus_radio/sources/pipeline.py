@@ -1,0 +1,192 @@
+"""``find_sources``: from a dirty cube to a catalogue (noise, deconvolution, detection,
+characterization), with optional primary-beam correction and provenance."""
+
+from pathlib import Path
+
+import numpy as np
+from astropy import units as u
+
+from deepfocus_radio.exceptions import ConfigError, InputDataError
+from deepfocus_radio.noise import channel_noise
+from deepfocus_radio.sources._arrays import CubeReader
+from deepfocus_radio.sources.characterize import characterize_sources
+from deepfocus_radio.sources.detection import detect_sources
+
+__all__ = ["find_sources", "load_dirty"]
+
+
+class _PlaneView:
+    """Array-like view of a CubeReader for :func:`channel_noise` (strided plane reads)."""
+
+    def __init__(self, reader):
+        self.reader = reader
+        self.shape = reader.shape
+
+    def __getitem__(self, key):
+        k, ys, xs = key
+        block = self.reader.read((slice(k, k + 1), slice(0, self.shape[1]),
+                                  slice(0, self.shape[2])))
+        return block[0, ys, xs]
+
+
+def load_dirty(cube):
+    """The dirty input as a single-beam SpectralCube, or an image with its WCS and beam.
+
+    Parameters
+    ----------
+    cube : SpectralCube, str or path-like
+        A cube (one beam per channel is convolved to the common beam), or a FITS / CASA /
+        zarr path; a 2D FITS image is accepted too.
+
+    Returns
+    -------
+    tuple
+        ``(data, wcs, beam)``: ``data`` is the SpectralCube itself (3D) or a Quantity
+        image (2D).
+
+    Raises
+    ------
+    InputDataError
+        If the input has no beam.
+    """
+    from deepfocus_radio.io import detect_format, open_cube, read_fits
+    from deepfocus_radio.io.zarr_store import to_common_beam
+
+    if isinstance(cube, (str, Path)):
+        path = Path(cube)
+        if not path.exists():
+            raise FileNotFoundError(f"input cube {path} does not exist")
+        if detect_format(path) == "fits":
+            with read_fits(path) as image:
+                if len(image.shape) == 2:
+                    unit = image.unit or u.Jy / u.beam
+                    return _checked(np.asarray(image.read()) * unit, image.wcs, image.beam)
+        cube = open_cube(path)
+    cube = to_common_beam(cube)
+    return _checked(cube, cube.wcs, getattr(cube, "beam", None))
+
+
+def _checked(data, wcs, beam):
+    if beam is None:
+        raise InputDataError(
+            "the input has no beam (BMAJ/BMIN/BPA in the header); the catalogue needs it for "
+            "fluxes and sizes: add it (e.g. cube.with_beam(radio_beam.Beam(...)))"
+        )
+    return data, wcs, beam
+
+
+def find_sources(cube, model="alma", *, threshold=4.0, tile=None, halo=None, batch_size=None,
+                 device=None, pb=None, progress=True, **detect_options):
+    """Find and characterize the sources of a dirty cube.
+
+    Noise of the dirty cube (robust, per channel) -> ``deconvolve(cube, model)`` ->
+    :func:`detect_sources` (thresholds in dirty-cube noise) -> :func:`characterize_sources`.
+
+    Parameters
+    ----------
+    cube : SpectralCube, str or path-like
+        The dirty cube (Jy/beam), or a FITS / CASA image / zarr path. A 2D FITS image
+        is searched directly (``model=None`` only).
+    model : str, path-like, torch.nn.Module or None, optional
+        Deconvolution network (shipped name, file or module). None: search the dirty cube
+        itself (the no-deconvolution baseline).
+    threshold : float, optional
+        Detection threshold in dirty-cube noise rms.
+    tile, halo, batch_size, device : optional
+        Tiled-inference settings, passed to :func:`deepfocus_radio.deconvolve`.
+    pb : str, path-like, ndarray or SpectralCube, optional
+        Primary-beam response, (chan, y, x) or (y, x), peak 1 (e.g. CASA's ``.pb``):
+        ``peak``, ``flux`` and their errors are divided by the response at each source's
+        centroid pixel; the SNR is unchanged. ``meta['pb_corrected']`` records it.
+    progress : bool, optional
+        Progress bars.
+    **detect_options
+        Further options of :func:`detect_sources` (``kernels_xy``, ``min_pixels``...).
+
+    Returns
+    -------
+    `~astropy.table.QTable`
+        The catalogue; ``meta`` records the model and the sha256 of its weights.
+
+    Raises
+    ------
+    InputDataError
+        For an input without beam, or a primary beam of another shape.
+    ConfigError
+        For a 2D image with a model.
+    """
+    data, wcs, beam = load_dirty(cube)
+    dirty_reader = CubeReader(data)
+    noise = channel_noise(_PlaneView(dirty_reader))
+    if model is None:
+        searched, provenance = data, {"model": "none (dirty cube searched)"}
+    elif dirty_reader.ndim == 2:
+        raise ConfigError("a 2D image can only be searched with model=None (no deconvolution)")
+    else:
+        from deepfocus_radio.inference import deconvolve
+
+        searched = deconvolve(data, model, tile=tile, halo=halo, batch_size=batch_size,
+                              device=device, progress=progress)
+        provenance = {"model": str(searched.header.get("DFMODEL", model)),
+                      "model_sha256": str(searched.header.get("DFSHA256", ""))}
+    # noise in the searched cube's unit (the network returns Jy/beam)
+    noise = noise * _unit_to_jy_beam(dirty_reader) / _unit_to_jy_beam(CubeReader(searched))
+    detections = detect_sources(searched, noise=noise, noise_cube=data, wcs=wcs, beam=beam,
+                                threshold=threshold, progress=progress, **detect_options)
+    table = characterize_sources(searched, detections, noise=noise, wcs=wcs, beam=beam,
+                                 provenance=provenance, progress=progress)
+    if pb is not None:
+        _correct_primary_beam(table, pb, dirty_reader.shape)
+    return table
+
+
+def _unit_to_jy_beam(reader):
+    """Factor from the reader's unit to Jy/beam (1 for bare arrays)."""
+    if reader.unit is None:
+        return 1.0
+    unit = u.Unit(reader.unit)
+    return float(unit.to(u.Jy / u.beam)) if unit.is_equivalent(u.Jy / u.beam) else 1.0
+
+
+def _correct_primary_beam(table, pb, shape):
+    response = _read_primary_beam(pb, shape)
+    if len(table):
+        z = np.nan_to_num(table["z"].value, nan=0.0) if response.ndim == 3 else None
+        x = np.clip(np.rint(table["x"].value).astype(int), 0, shape[2] - 1)
+        y = np.clip(np.rint(table["y"].value).astype(int), 0, shape[1] - 1)
+        if z is None:
+            factor = response[y, x]
+        else:
+            factor = response[np.clip(np.rint(z).astype(int), 0, shape[0] - 1), y, x]
+        factor = np.where(np.isfinite(factor) & (factor > 0), factor, np.nan)
+        for name in ("peak", "peak_err", "flux", "flux_err"):
+            table[name] = table[name] / factor
+    table.meta["pb_corrected"] = True
+
+
+def _read_primary_beam(pb, shape):
+    if isinstance(pb, (str, Path)):
+        data, _, _ = _open_pb(Path(pb))
+    else:
+        data = pb
+    data = CubeReader(data).read_all()
+    if data.shape[0] == 1:
+        data = data[0]
+    if data.shape not in (tuple(shape), tuple(shape[1:])):
+        raise InputDataError(
+            f"the primary beam has shape {data.shape}; it must match the cube {tuple(shape)} "
+            "or one of its planes (y, x)"
+        )
+    return data
+
+
+def _open_pb(path):
+    from deepfocus_radio.io import detect_format, open_cube, read_fits
+
+    if not path.exists():
+        raise FileNotFoundError(f"primary beam {path} does not exist")
+    if detect_format(path) == "fits":
+        with read_fits(path) as image:
+            return np.asarray(image.read()), image.wcs, image.beam
+    cube = open_cube(path)
+    return cube, cube.wcs, None

@@ -1,0 +1,337 @@
+"""Score a source catalogue against a truth catalogue (DESIGN.md, "Scoring").
+
+Matching is one-to-one and greedy, from the highest truth SNR down: a truth source takes
+the closest unmatched found source that lies within ``max(beam FWHM, true fwhm_major)`` on
+the sky and within ``max(2 channels, true line_fwhm)`` in frequency ("closest" in these
+limits' units). Positions are compared in pixels and channels when both tables have
+``x, y, z`` and the pixel scale is known, else on the sky (``ra, dec, freq``).
+
+Reported: completeness (by truth SNR bin), purity (by found SNR bin), F1, and for matched
+sources the median, scatter (half the 16-84 percentile range) and fraction within
+``tolerance`` of the relative errors of ``flux``, ``fwhm_major``, ``fwhm_minor`` and
+``line_fwhm`` (true value > 0), the PA error modulo 180 deg for resolved sources (true
+major axis >= ``resolved_factor`` beams; a resolved source measured as unresolved counts
+as a 90 deg error; fraction within ``pa_tolerance``), the position error in beams
+(fraction within 0.2 beam), and the fraction of fluxes within their ``flux_err``; overall
+and per truth-SNR bin.
+"""
+
+import json
+from dataclasses import dataclass, field
+
+import numpy as np
+from astropy import units as u
+from astropy.table import QTable
+
+from deepfocus_radio.exceptions import ConfigError
+from deepfocus_radio.sources._matching import _column, greedy_match, resolve_geometry
+
+__all__ = ["ScoreReport", "ParameterErrors", "score_catalog"]
+
+RELATIVE_PARAMETERS = ("flux", "fwhm_major", "fwhm_minor", "line_fwhm")
+
+
+@dataclass
+class ParameterErrors:
+    """Summary of the errors of one parameter over matched sources.
+
+    Attributes
+    ----------
+    n : int
+        Number of sources the summary uses.
+    median : float
+        Median error (relative, or deg for PA, beams for position).
+    scatter : float
+        Half the 16-84 percentile range.
+    fraction_within : float
+        Fraction of sources within the tolerance.
+    """
+
+    n: int = 0
+    median: float = float("nan")
+    scatter: float = float("nan")
+    fraction_within: float = float("nan")
+
+    @classmethod
+    def from_errors(cls, errors, *, tolerance, absolute=True):
+        errors = np.asarray(errors, dtype=float)
+        errors = errors[np.isfinite(errors)]
+        if errors.size == 0:
+            return cls()
+        p16, p84 = np.percentile(errors, [16, 84])
+        within = np.abs(errors) <= tolerance if absolute else errors <= tolerance
+        return cls(int(errors.size), float(np.median(errors)), float((p84 - p16) / 2),
+                   float(np.mean(within)))
+
+
+@dataclass
+class ScoreReport:
+    """Result of :func:`score_catalog`.
+
+    Attributes
+    ----------
+    n_truth, n_found, n_matched : int
+        Sources in each catalogue and matched pairs.
+    completeness, purity, f1 : float
+        ``n_matched / n_truth``, ``n_matched / n_found`` and their harmonic mean.
+    snr_bins : tuple of float
+        Bin edges in SNR.
+    bins : list of dict
+        Per bin: SNR range, counts, completeness (truth SNR), purity (found SNR) and the
+        parameter errors of the matched sources whose truth SNR is in the bin.
+    errors : dict of str -> ParameterErrors
+        Overall parameter errors (keys ``flux``, ``fwhm_major``, ``fwhm_minor``,
+        ``line_fwhm``, ``pa``, ``position``, ``flux_within_err``).
+    matches : `~astropy.table.QTable`
+        One row per pair: ``truth_index``, ``found_index`` (0-based rows),
+        ``separation`` (beams), ``channel_offset`` (channels).
+    mode : str
+        ``'pixel'`` or ``'sky'``: the coordinates used for matching.
+    """
+
+    n_truth: int
+    n_found: int
+    n_matched: int
+    completeness: float
+    purity: float
+    f1: float
+    snr_bins: tuple
+    bins: list
+    errors: dict
+    matches: QTable = field(repr=False)
+    mode: str = "pixel"
+
+    def to_dict(self):
+        """Plain, JSON-serializable dictionary (NaN and infinity become None)."""
+        def clean(value):
+            if isinstance(value, dict):
+                return {k: clean(v) for k, v in value.items()}
+            if isinstance(value, (list, tuple)):
+                return [clean(v) for v in value]
+            if isinstance(value, ParameterErrors):
+                return clean(value.__dict__)
+            if isinstance(value, (float, np.floating)):
+                return float(value) if np.isfinite(value) else None
+            if isinstance(value, np.integer):
+                return int(value)
+            return value
+
+        return clean({
+            "n_truth": self.n_truth, "n_found": self.n_found, "n_matched": self.n_matched,
+            "completeness": self.completeness, "purity": self.purity, "f1": self.f1,
+            "snr_bins": list(self.snr_bins), "mode": self.mode, "errors": self.errors,
+            "bins": self.bins,
+        })
+
+    def to_json(self, path):
+        """Write :meth:`to_dict` as JSON."""
+        with open(path, "w") as handle:
+            json.dump(self.to_dict(), handle, indent=2)
+
+    def to_table(self):
+        """One row per SNR bin plus a last row ``all``: counts, completeness, purity, errors.
+
+        Returns
+        -------
+        `~astropy.table.QTable`
+        """
+        rows = self.bins + [self._overall_bin()]
+        table = QTable()
+        table["snr_bin"] = [b["label"] for b in rows]
+        for key in ("n_truth", "n_detected", "completeness", "n_found", "n_true", "purity"):
+            table[key] = [b[key] for b in rows]
+        for name in list(RELATIVE_PARAMETERS) + ["pa", "position"]:
+            table[f"{name}_median"] = [b["errors"][name].median for b in rows]
+            table[f"{name}_scatter"] = [b["errors"][name].scatter for b in rows]
+            table[f"{name}_within"] = [b["errors"][name].fraction_within for b in rows]
+        table["flux_within_err"] = [b["errors"]["flux_within_err"].fraction_within for b in rows]
+        return table
+
+    def _overall_bin(self):
+        return {"label": "all", "n_truth": self.n_truth, "n_detected": self.n_matched,
+                "completeness": self.completeness, "n_found": self.n_found,
+                "n_true": self.n_matched, "purity": self.purity, "errors": self.errors}
+
+    def plot(self, path):
+        """Save completeness and purity against SNR as a PNG.
+
+        Parameters
+        ----------
+        path : str or path-like
+            Output image.
+        """
+        import matplotlib
+
+        matplotlib.use("Agg", force=False)
+        import matplotlib.pyplot as plt
+
+        labels = [b["label"] for b in self.bins]
+        positions = np.arange(len(labels))
+        fig, ax = plt.subplots(figsize=(6, 4))
+        ax.plot(positions, [b["completeness"] for b in self.bins], "o-", label="completeness")
+        ax.plot(positions, [b["purity"] for b in self.bins], "s--", label="purity")
+        ax.set_xticks(positions, labels)
+        ax.set_xlabel("SNR (truth for completeness, found for purity)")
+        ax.set_ylim(-0.05, 1.05)
+        ax.grid(alpha=0.3)
+        ax.legend(loc="lower right")
+        ax.set_title(f"completeness {self.completeness:.2f}, purity {self.purity:.2f}, "
+                     f"F1 {self.f1:.2f}")
+        fig.tight_layout()
+        fig.savefig(path, dpi=100)
+        plt.close(fig)
+
+    def __str__(self):
+        lines = [f"matched {self.n_matched} of {self.n_truth} true sources with "
+                 f"{self.n_found} found ({self.mode} coordinates)",
+                 f"completeness {self.completeness:.3f}  purity {self.purity:.3f}  "
+                 f"F1 {self.f1:.3f}", "",
+                 f"{'SNR':>10} {'n_true':>6} {'compl.':>7} {'n_found':>7} {'purity':>7} "
+                 f"{'flux<10%':>8} {'pa<10d':>7}"]
+        for b in self.bins + [self._overall_bin()]:
+            lines.append(f"{b['label']:>10} {b['n_truth']:>6} {_fmt(b['completeness']):>7} "
+                         f"{b['n_found']:>7} {_fmt(b['purity']):>7} "
+                         f"{_fmt(b['errors']['flux'].fraction_within):>8} "
+                         f"{_fmt(b['errors']['pa'].fraction_within):>7}")
+        lines.append("")
+        for name, err in self.errors.items():
+            lines.append(f"{name:>16}: n={err.n:<4} median {_fmt(err.median)}  "
+                         f"scatter {_fmt(err.scatter)}  within {_fmt(err.fraction_within)}")
+        return "\n".join(lines)
+
+
+def _fmt(value):
+    return "-" if value is None or not np.isfinite(value) else f"{value:.3f}"
+
+
+def score_catalog(found, truth, *, beam=None, pixel_scale=None, channel_width=None,
+                  snr_bins=(0, 3, 5, 10, np.inf), tolerance=0.1, pa_tolerance=10.0,
+                  position_tolerance=0.2, resolved_factor=1.5):
+    """Compare a found catalogue with the truth.
+
+    Parameters
+    ----------
+    found, truth : `~astropy.table.QTable` or path
+        Catalogues in the DESIGN.md schema (paths are read with :func:`read_catalog`).
+        ``truth`` needs ``snr``; both need ``x, y`` (and ``z``) or ``ra, dec`` (and
+        ``freq``).
+    beam : `radio_beam.Beam`, angular Quantity or float, optional
+        Beam (float: FWHM in pixels). Default: the catalogues' ``meta``.
+    pixel_scale : angular Quantity, optional
+        Pixel side. Default: the catalogues' ``meta``.
+    channel_width : Quantity, optional
+        Channel width (Hz or km/s). Default: the catalogues' ``meta``.
+    snr_bins : sequence of float, optional
+        SNR bin edges.
+    tolerance : float, optional
+        Relative error counted as "within" for flux, sizes and line width (0.1 = 10%).
+    pa_tolerance : float, optional
+        PA error counted as "within", deg.
+    position_tolerance : float, optional
+        Position error counted as "within", beams.
+    resolved_factor : float, optional
+        A true source is resolved when its major axis is at least this many beams.
+
+    Returns
+    -------
+    ScoreReport
+
+    Raises
+    ------
+    ConfigError
+        For fewer than two SNR bin edges, or missing beam or channel width.
+    InputDataError
+        When the catalogues share no coordinates.
+    """
+    from deepfocus_radio.sources.catalog import read_catalog
+
+    found = found if isinstance(found, QTable) else _as_table(found, read_catalog)
+    truth = truth if isinstance(truth, QTable) else _as_table(truth, read_catalog)
+    edges = np.asarray(snr_bins, dtype=float)
+    if edges.size < 2 or np.any(np.diff(edges) <= 0):
+        raise ConfigError(f"snr_bins={tuple(snr_bins)} must be at least two increasing edges")
+    geometry = resolve_geometry(found, truth, beam=beam, pixel_scale=pixel_scale,
+                                channel_width=channel_width)
+    t_idx, f_idx, sep, dz = greedy_match(found, truth, geometry)
+    t_idx, f_idx = t_idx.astype(int), f_idx.astype(int)
+    tolerances = dict(tolerance=tolerance, pa_tolerance=pa_tolerance,
+                      position_tolerance=position_tolerance)
+    resolved = (np.nan_to_num(_column(truth, "fwhm_major", u.arcsec), nan=0.0)
+                >= resolved_factor * (geometry.beam_arcsec or np.inf))
+    errors = _pair_errors(found, truth, t_idx, f_idx, sep, resolved)
+    overall = _summaries(errors, np.ones(len(t_idx), dtype=bool), **tolerances)
+    bins = _bins(found, truth, edges, t_idx, f_idx, errors, tolerances)
+    n_t, n_f, n_m = len(truth), len(found), len(t_idx)
+    completeness = n_m / n_t if n_t else float("nan")
+    purity = n_m / n_f if n_f else float("nan")
+    f1 = (2 * completeness * purity / (completeness + purity)
+          if n_t and n_f and completeness + purity > 0 else 0.0 if n_t or n_f else float("nan"))
+    matches = QTable({"truth_index": t_idx, "found_index": f_idx, "separation": sep,
+                      "channel_offset": dz})
+    return ScoreReport(n_t, n_f, n_m, completeness, purity, f1, tuple(edges.tolist()), bins,
+                       overall, matches, geometry.mode)
+
+
+def _as_table(path, reader):
+    return reader(path)
+
+
+def _pair_errors(found, truth, t_idx, f_idx, sep, resolved):
+    """Per-pair error arrays: relative for sizes/flux/line width, deg for PA."""
+    errors = {}
+    units = {"flux": u.Jy * u.km / u.s, "fwhm_major": u.arcsec, "fwhm_minor": u.arcsec,
+             "line_fwhm": u.km / u.s}
+    for name in RELATIVE_PARAMETERS:
+        true = _column(truth, name, units[name])[t_idx]
+        measured = _column(found, name, units[name])[f_idx]
+        with np.errstate(divide="ignore", invalid="ignore"):
+            errors[name] = np.where(true > 0, (measured - true) / true, np.nan)
+    true_pa = _column(truth, "pa", u.deg)[t_idx]
+    found_pa = _column(found, "pa", u.deg)[f_idx]
+    pa_error = np.mod(found_pa - true_pa + 90.0, 180.0) - 90.0
+    pa_error = np.where(np.isfinite(found_pa), pa_error, 90.0)
+    errors["pa"] = np.where(resolved[t_idx] & np.isfinite(true_pa), pa_error, np.nan)
+    errors["position"] = np.asarray(sep, dtype=float)
+    flux_err = _column(found, "flux_err", units["flux"])[f_idx]
+    diff = np.abs(_column(found, "flux", units["flux"])[f_idx]
+                  - _column(truth, "flux", units["flux"])[t_idx])
+    with np.errstate(invalid="ignore"):
+        errors["flux_within_err"] = np.where(np.isfinite(flux_err) & np.isfinite(diff),
+                                             diff / flux_err, np.nan)
+    return errors
+
+
+def _summaries(errors, select, *, tolerance, pa_tolerance, position_tolerance):
+    out = {}
+    for name in RELATIVE_PARAMETERS:
+        out[name] = ParameterErrors.from_errors(errors[name][select], tolerance=tolerance)
+    pa = errors["pa"][select]
+    out["pa"] = ParameterErrors.from_errors(pa, tolerance=pa_tolerance)
+    out["position"] = ParameterErrors.from_errors(errors["position"][select],
+                                                  tolerance=position_tolerance)
+    out["flux_within_err"] = ParameterErrors.from_errors(errors["flux_within_err"][select],
+                                                         tolerance=1.0)
+    return out
+
+
+def _bins(found, truth, edges, t_idx, f_idx, errors, tolerances):
+    t_snr = _column(truth, "snr")
+    f_snr = _column(found, "snr")
+    bins = []
+    for lo, hi in zip(edges[:-1], edges[1:]):
+        in_t = (t_snr >= lo) & (t_snr < hi)
+        in_f = (f_snr >= lo) & (f_snr < hi)
+        n_truth, n_found = int(in_t.sum()), int(in_f.sum())
+        n_detected = int(in_t[t_idx].sum()) if len(t_idx) else 0
+        n_true = int(in_f[f_idx].sum()) if len(f_idx) else 0
+        select = in_t[t_idx] if len(t_idx) else np.zeros(0, dtype=bool)
+        bins.append({
+            "label": f"{lo:g}-{hi:g}" if np.isfinite(hi) else f">={lo:g}",
+            "snr_min": float(lo), "snr_max": float(hi),
+            "n_truth": n_truth, "n_detected": n_detected,
+            "completeness": n_detected / n_truth if n_truth else float("nan"),
+            "n_found": n_found, "n_true": n_true,
+            "purity": n_true / n_found if n_found else float("nan"),
+            "errors": _summaries(errors, select, **tolerances),
+        })
+    return bins
