@@ -9,10 +9,16 @@ The configuration format is documented in :mod:`deepfocus_radio.training.config`
 """
 
 from deepfocus_radio.training.config import load_config
+from deepfocus_radio.training.evaluate import EvaluationResult, evaluate
 from deepfocus_radio.training.loop import TrainResult, train
+from deepfocus_radio.training.sweep import SweepResult, sweep
 
 __all__ = [
     "load_config",
     "train",
     "TrainResult",
+    "evaluate",
+    "EvaluationResult",
+    "sweep",
+    "SweepResult",
 ]

@@ -13,6 +13,7 @@ A run directory holds:
 """
 
 import json
+import os
 from pathlib import Path
 
 import torch

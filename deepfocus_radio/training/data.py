@@ -165,6 +165,9 @@ def read_params(split_dir, *, required=()):
 class NoiseCache:
     """Per-cube normalization factors, computed once per dirty cube.
 
+    With ``channel_noise``, channels whose noise is zero or undefined (blank or constant)
+    get 1, as in the inference engine (:func:`deepfocus_radio.inference.predict_tiled`).
+
     Parameters
     ----------
     normalization : {'channel_noise', 'cube_noise', 'fixed', 'none'}
@@ -195,15 +198,15 @@ class NoiseCache:
         if not good.any():
             raise InputDataError(f"{record.dirty}: the noise is zero or undefined in every "
                                  "channel; use data.normalization 'fixed' or 'none'")
-        fill = float(np.median(noise[good]))
-        noise = np.where(good, noise, fill)
         if self.normalization == "cube_noise":
-            noise = np.full(nchan, fill)
+            return np.full(nchan, np.median(noise[good]), dtype=np.float32)
+        # Same rule as the inference engine: blank or constant channels are divided by 1.
+        noise = np.where(good, noise, 1.0)
         return noise.astype(np.float32)
 
 
 def _read_box(array, start, size):
-    """Read array[start:start+size] with zeros outside the array, as float32."""
+    """Read array[start:start+size] as float32, with zeros outside the array and for NaNs."""
     out = np.zeros(size, dtype=np.float32)
     src, dst = [], []
     for s, n, dim in zip(start, size, array.shape):
@@ -213,7 +216,8 @@ def _read_box(array, start, size):
         src.append(slice(lo, hi))
         dst.append(slice(lo - s, hi - s))
     out[tuple(dst)] = array[tuple(src)]
-    return out
+    # Blanked (NaN) pixels are fed as 0, as the inference engine does.
+    return np.nan_to_num(out, copy=False, nan=0.0, posinf=0.0, neginf=0.0)
 
 
 class _BaseDataset(torch.utils.data.Dataset):

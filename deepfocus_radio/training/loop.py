@@ -14,6 +14,7 @@ from deepfocus_radio.exceptions import ConfigError, OutputExistsError
 from deepfocus_radio.training import checkpoint as ckpt
 from deepfocus_radio.training.config import dump_config, load_config
 from deepfocus_radio.training.losses import build_loss
+from deepfocus_radio.training.plots import plot_learning_curves
 from deepfocus_radio.training.prepare import build_datasets, model_config_for
 from deepfocus_radio.training.records import write_history
 from deepfocus_radio.training.schedule import LearningRateSchedule
@@ -39,7 +40,8 @@ class TrainResult:
         Best validation loss (weighted loss in normalized units).
     history : list of dict
         One record per epoch: ``epoch``, ``train_loss``, ``val_loss``, ``lr``, ``seconds``,
-        ``samples_per_second`` and the value of each loss term.
+        ``samples_per_second`` (training throughput, validation excluded) and the mean of
+        each loss term over the epoch (``train_<term>``).
     stopped_early : bool
         Early stopping (or a callback) ended the run before ``train.epochs``.
     """
@@ -196,17 +198,20 @@ class _Run:
                 stopped = True
             if stopped:
                 break
+        if self.history:
+            plot_learning_curves(self.history, self.output_dir / "learning_curves.png")
         return self._result(stopped)
 
     def _epoch(self, epoch):
         started = time.perf_counter()
         train_loss, terms, n_samples = self._train_epoch(epoch)
+        train_seconds = time.perf_counter() - started
         val_loss = self._validate()
-        seconds = time.perf_counter() - started
         self.schedule.end_epoch(val_loss)
         record = {"epoch": epoch, "train_loss": train_loss, "val_loss": val_loss,
-                  "lr": self.optimizer.param_groups[0]["lr"], "seconds": seconds,
-                  "samples_per_second": n_samples / seconds}
+                  "lr": self.optimizer.param_groups[0]["lr"],
+                  "seconds": time.perf_counter() - started,
+                  "samples_per_second": n_samples / train_seconds}
         record.update({f"train_{name}": value for name, value in terms.items()})
         self.history.append(record)
         return record

@@ -83,7 +83,8 @@ def _noise(config):
     return NoiseCache(data["normalization"], scale=data["scale"])
 
 
-def build_datasets(config, *, splits=("Train", "Validation"), scaler=None, classes=None):
+def build_datasets(config, *, splits=("Train", "Validation"), scaler=None, classes=None,
+                   augment=True):
     """Data sets for some splits, after checking folders, files and columns.
 
     Parameters
@@ -91,7 +92,9 @@ def build_datasets(config, *, splits=("Train", "Validation"), scaler=None, class
     config : Mapping
         Resolved configuration (:func:`~deepfocus_radio.training.config.resolve_config`).
     splits : sequence of str, optional
-        Splits to open. Only ``Train`` is augmented.
+        Splits to open.
+    augment : bool, optional
+        Apply ``data.augment`` to the ``Train`` split (other splits are never augmented).
     scaler : TargetScaler, optional
         Regressor scaling to use instead of fitting one on ``Train`` (evaluation).
     classes : sequence of str, optional
@@ -113,7 +116,7 @@ def build_datasets(config, *, splits=("Train", "Validation"), scaler=None, class
     bundle = DataBundle(scaler=scaler, classes=None if classes is None else list(classes))
     for offset, split in enumerate(splits):
         records = _records(config, split)
-        options = dict(noise=_noise(config), augment=data["augment"] and split == "Train",
+        options = dict(noise=_noise(config), augment=augment and data["augment"] and split == "Train",
                        flip_spectral=data["flip_spectral"], seed=seed + offset * 7919)
         if dmode == "deconvolver":
             bundle.datasets[split] = DeconvolverDataset(
