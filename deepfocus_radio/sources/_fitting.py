@@ -16,6 +16,8 @@ from deepfocus_radio.conventions import FWHM_TO_SIGMA
 __all__ = ["fit_gaussian_2d", "fit_gaussian_1d", "deconvolve_size"]
 
 SIGMA_TO_FWHM = 1.0 / FWHM_TO_SIGMA
+#: Intrinsic major axes below this fraction of the beam major axis count as unresolved.
+UNRESOLVED_FRACTION = 1e-3
 
 
 def _fit(model, *coords_and_values, weights=None):
@@ -130,17 +132,33 @@ def deconvolve_size(major, minor, pa, beam):
     -------
     tuple (Quantity, Quantity, Quantity or None)
         Intrinsic major and minor FWHM (arcsec) and PA (deg east of north, [0, 180)).
-        When the fit is no larger than the beam the source is unresolved: (0, 0, None).
-        When only the minor axis cannot be deconvolved (noise), it is raised to the
-        smallest width that deconvolves, so the minor axis is ~0 and major and PA are
-        kept.
+        Unresolved sources (intrinsic major axis below ``UNRESOLVED_FRACTION`` of the beam
+        major axis) give (0, 0, None). Where radio-beam cannot deconvolve because the fit
+        is narrower than the beam along one direction only (noise), the intrinsic size is
+        the positive part of the difference of the fit and beam covariances: the minor axis
+        is 0 and the major axis and PA are kept.
     """
     from radio_beam import Beam
 
-    for trial_minor in np.linspace(minor.to_value(u.arcsec), major.to_value(u.arcsec), 41):
-        fitted = Beam(major=major, minor=trial_minor * u.arcsec, pa=pa)
-        intrinsic = fitted.deconvolve(beam, failure_returns_pointlike=True)
-        if intrinsic.major.to_value(u.arcsec) > 1e-6:
-            return (intrinsic.major.to(u.arcsec), intrinsic.minor.to(u.arcsec),
-                    np.mod(intrinsic.pa.to(u.deg), 180 * u.deg))
-    return 0.0 * u.arcsec, 0.0 * u.arcsec, None
+    floor = UNRESOLVED_FRACTION * beam.major.to_value(u.arcsec)
+    fitted = Beam(major=major, minor=minor, pa=pa)
+    intrinsic = fitted.deconvolve(beam, failure_returns_pointlike=True)
+    if intrinsic.major.to_value(u.arcsec) > floor:
+        return (intrinsic.major.to(u.arcsec), intrinsic.minor.to(u.arcsec),
+                np.mod(intrinsic.pa.to(u.deg), 180 * u.deg))
+    difference = _sky_covariance(fitted) - _sky_covariance(beam)
+    values, vectors = np.linalg.eigh(difference)
+    if values[-1] <= floor**2:
+        return 0.0 * u.arcsec, 0.0 * u.arcsec, None
+    east, north = vectors[:, -1]
+    pa_deg = np.mod(np.degrees(np.arctan2(east, north)), 180.0)
+    return np.sqrt(values[-1]) * u.arcsec, 0.0 * u.arcsec, pa_deg * u.deg
+
+
+def _sky_covariance(beam):
+    """FWHM**2 'covariance' (arcsec**2) of an elliptical Gaussian in (east, north)."""
+    theta = beam.pa.to_value(u.rad)
+    along = np.array([np.sin(theta), np.cos(theta)])
+    across = np.array([along[1], -along[0]])
+    return (beam.major.to_value(u.arcsec) ** 2 * np.outer(along, along)
+            + beam.minor.to_value(u.arcsec) ** 2 * np.outer(across, across))

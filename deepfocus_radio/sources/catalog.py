@@ -48,7 +48,7 @@ CATALOG_COLUMNS = {
     "fwhm_minor": (u.arcsec, "intrinsic minor axis FWHM"),
     "pa": (u.deg, "position angle of the major axis, east of north, [0, 180)"),
     "line_fwhm": (u.km / u.s, "line FWHM"),
-    "snr": (u.dimensionless_unscaled, "peak / noise rms of the dirty cube at the peak"),
+    "snr": (None, "peak / noise rms of the dirty cube at the peak"),
 }
 
 #: Uncertainty columns (1 sigma, same unit as the column they refer to).
@@ -56,7 +56,7 @@ ERROR_COLUMNS = ["x_err", "y_err", "peak_err", "flux_err", "fwhm_major_err",
                  "fwhm_minor_err", "pa_err", "line_fwhm_err"]
 
 #: Extra column: reliability from the negative detections (NaN where not estimated).
-EXTRA_COLUMNS = {"reliability": (u.dimensionless_unscaled, "reliability in [0, 1]")}
+EXTRA_COLUMNS = {"reliability": (None, "reliability in [0, 1] (NaN: not estimated)")}
 
 #: Format names accepted by :func:`write_catalog`, and the file suffixes that imply them.
 CATALOG_FORMATS = {
@@ -154,7 +154,7 @@ def catalog_from_rows(rows, *, meta=None, units=None):
         values = np.array([float(r.get(name, np.nan)) for r in rows], dtype=float)
         unit = units.get(name, units.get(name[:-4]) if name.endswith("_err") else None)
         unit = unit if unit is not None else _column_unit(name)
-        table[name] = values * unit
+        table[name] = values * unit if unit is not None else values
     for name in table.colnames:
         table[name].info.description = _describe(name)
     return table

@@ -4,7 +4,8 @@ Noise is symmetric about zero, so the finder run on the negated cube finds only 
 detections, and these sample where false positive detections lie in the space of
 ``(log10 peak SNR, log10 sum SNR, log10 n_pixels)``. The reliability of a positive
 detection is ``R = (P - N) / P``, where ``P`` and ``N`` are the Gaussian kernel density
-sums of the positive and negative detections at its location, with a kernel covariance of
+sums of the other positive detections and of the negative detections at its location
+(``R = 0`` where ``N >= P``, ``R = 1`` where no negative detection is near), with a kernel covariance of
 ``kernel_scale**2`` times the covariance of the negatives (SoFiA's default scale is 0.4).
 It is only estimated where it is sensible: with at least ``min_negatives`` negative
 detections; otherwise it is NaN and nothing is removed. On a network output, which
@@ -14,6 +15,9 @@ suppresses the noise, negatives are rare and the reliability is usually not esti
 import numpy as np
 
 __all__ = ["detection_features", "reliability"]
+
+#: Negative-detection density (kernel units) below which a detection counts as reliable.
+NEGLIGIBLE_DENSITY = 1e-3
 
 
 def detection_features(peak_snr, sum_snr, n_pixels):
@@ -61,9 +65,14 @@ def reliability(positive, negative, *, kernel_scale=0.4, min_negatives=10):
     # A degenerate direction (e.g. all negatives of one size) gets a small floor.
     covariance += np.eye(3) * 1e-4
     inverse = np.linalg.inv(covariance)
-    density_p = _kernel_sum(positive, positive, inverse)
+    # leave-one-out: a detection does not vouch for itself
+    density_p = _kernel_sum(positive, positive, inverse) - 1.0
     density_n = _kernel_sum(positive, negative, inverse)
-    return np.clip((density_p - density_n) / density_p, 0.0, 1.0)
+    out = np.ones(len(positive))
+    crowded = density_n > NEGLIGIBLE_DENSITY
+    out[crowded] = 1.0 - density_n[crowded] / np.maximum(density_p[crowded],
+                                                         density_n[crowded])
+    return out
 
 
 def _kernel_sum(points, samples, inverse):
