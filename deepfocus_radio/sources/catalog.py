@@ -9,6 +9,7 @@ same folder and moved into place, so a crash never leaves half a catalogue.
 """
 
 import datetime
+import json
 import os
 import tempfile
 from pathlib import Path
@@ -227,6 +228,8 @@ def write_catalog(table, path, *, format=None, overwrite=False):
             regions_io.write_regions(table, tmp, format=fmt)
         elif fmt == "sdc2":
             write_sdc2(table, tmp)
+        elif fmt == "votable":
+            _write_votable(_plain_table(table, fmt), tmp, table.meta)
         else:
             _plain_table(table, fmt).write(tmp, format=_ASTROPY_FORMATS[fmt], overwrite=True)
         os.replace(tmp, path)
@@ -246,8 +249,32 @@ def _plain_table(table, fmt):
         if not hasattr(out[name], "unit") and hasattr(out[name], "ra"):
             del out[name]  # SkyCoord columns are rebuilt from ra/dec on reading
     if fmt != "ecsv":
-        out.meta = {k: v for k, v in out.meta.items() if isinstance(v, (str, int, float))}
+        out.meta = {}
     return out
+
+
+def _write_votable(table, path, meta):
+    """VOTable with the metadata as INFO elements (JSON-encoded values)."""
+    from astropy.io.votable import from_table, writeto
+    from astropy.io.votable.tree import Info
+
+    votable = from_table(table)
+    infos = votable.get_first_table().infos
+    for key, value in meta.items():
+        infos.append(Info(name=str(key), value=json.dumps(value, default=str)))
+    writeto(votable, str(path))
+
+
+def _votable_meta(path):
+    from astropy.io.votable import parse
+
+    meta = {}
+    for info in parse(str(path)).get_first_table().infos:
+        try:
+            meta[info.name] = json.loads(info.value)
+        except (TypeError, ValueError):
+            meta[info.name] = info.value
+    return meta
 
 
 def check_output(path, *, overwrite):
@@ -289,6 +316,8 @@ def read_catalog(path, *, format=None):
             "VOTable or CSV catalogue instead"
         )
     table = QTable.read(path, format=_ASTROPY_FORMATS[fmt])
+    if fmt == "votable":
+        table.meta.update(_votable_meta(path))
     for name in table.colnames:
         unit = _column_unit(name)
         if unit is not None and getattr(table[name], "unit", None) is None:

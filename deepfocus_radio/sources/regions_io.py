@@ -65,7 +65,8 @@ def write_regions(table, path, *, format="ds9"):
     """
     if format not in ("ds9", "crtf"):
         raise ConfigError(f"format={format!r}: region files are 'ds9' or 'crtf'")
-    catalog_to_regions(table).write(str(path), format=format, overwrite=True)
+    options = {"precision": 10} if format == "ds9" else {"coordsys": "icrs", "fmt": ".10f"}
+    catalog_to_regions(table).write(str(path), format=format, overwrite=True, **options)
 
 
 def _values(table, name, unit):

@@ -53,13 +53,14 @@ class ParameterErrors:
     fraction_within: float = float("nan")
 
     @classmethod
-    def from_errors(cls, errors, *, tolerance, absolute=True):
+    def from_errors(cls, errors, *, tolerance):
+        """Summarize an array of errors (NaNs ignored)."""
         errors = np.asarray(errors, dtype=float)
         errors = errors[np.isfinite(errors)]
         if errors.size == 0:
             return cls()
         p16, p84 = np.percentile(errors, [16, 84])
-        within = np.abs(errors) <= tolerance if absolute else errors <= tolerance
+        within = np.abs(errors) <= tolerance
         return cls(int(errors.size), float(np.median(errors)), float((p84 - p16) / 2),
                    float(np.mean(within)))
 
@@ -245,8 +246,8 @@ def score_catalog(found, truth, *, beam=None, pixel_scale=None, channel_width=No
     """
     from deepfocus_radio.sources.catalog import read_catalog
 
-    found = found if isinstance(found, QTable) else _as_table(found, read_catalog)
-    truth = truth if isinstance(truth, QTable) else _as_table(truth, read_catalog)
+    found = found if isinstance(found, QTable) else read_catalog(found)
+    truth = truth if isinstance(truth, QTable) else read_catalog(truth)
     edges = np.asarray(snr_bins, dtype=float)
     if edges.size < 2 or np.any(np.diff(edges) <= 0):
         raise ConfigError(f"snr_bins={tuple(snr_bins)} must be at least two increasing edges")
@@ -270,10 +271,6 @@ def score_catalog(found, truth, *, beam=None, pixel_scale=None, channel_width=No
                       "channel_offset": dz})
     return ScoreReport(n_t, n_f, n_m, completeness, purity, f1, tuple(edges.tolist()), bins,
                        overall, matches, geometry.mode)
-
-
-def _as_table(path, reader):
-    return reader(path)
 
 
 def _pair_errors(found, truth, t_idx, f_idx, sep, resolved):

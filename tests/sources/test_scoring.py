@@ -1,0 +1,182 @@
+"""Scoring on hand-made catalogues with known answers."""
+
+import json
+
+import numpy as np
+import pytest
+from astropy import units as u
+
+from deepfocus_radio.exceptions import ConfigError, InputDataError
+from deepfocus_radio.sources import ScoreReport, score_catalog, write_catalog
+from deepfocus_radio.sources.catalog import catalog_from_rows
+
+# beam 0.5 arcsec = 5 pixels of 0.1 arcsec; channel 1 km/s
+META = {"beam_major_arcsec": 0.5, "pixel_scale_arcsec": 0.1, "channel_width_kms": 1.0}
+
+
+def _truth(**overrides):
+    rows = [
+        dict(id=1, x=10, y=10, z=5, flux=1.0, fwhm_major=1.0, fwhm_minor=0.5, pa=5.0,
+             line_fwhm=4.0, snr=20.0),
+        dict(id=2, x=40, y=40, z=20, flux=0.5, fwhm_major=0.0, fwhm_minor=0.0, pa=np.nan,
+             line_fwhm=3.0, snr=7.0),
+        dict(id=3, x=70, y=20, z=30, flux=0.2, fwhm_major=0.0, fwhm_minor=0.0, pa=np.nan,
+             line_fwhm=3.0, snr=4.0),
+        dict(id=4, x=20, y=70, z=10, flux=0.1, fwhm_major=0.0, fwhm_minor=0.0, pa=np.nan,
+             line_fwhm=3.0, snr=2.0),
+    ]
+    for row in rows:
+        row.update(overrides)
+    return catalog_from_rows(rows, meta=dict(META))
+
+
+def _found(rows):
+    return catalog_from_rows(rows, meta=dict(META))
+
+
+def test_known_completeness_purity_and_errors():
+    truth = _truth()
+    found = _found([
+        # truth 1, PA 175 = -10 deg from 5 deg modulo 180, flux +5%, size -20%
+        dict(id=1, x=11, y=10, z=6, flux=1.05, fwhm_major=0.8, fwhm_minor=0.5, pa=175.0,
+             line_fwhm=4.2, snr=19.0, flux_err=0.1),
+        # truth 2: flux -20%, 1 beam away (limit: 1 beam)
+        dict(id=2, x=45, y=40, z=20, flux=0.4, line_fwhm=3.0, snr=6.0, flux_err=0.05),
+        # spurious
+        dict(id=3, x=90, y=90, z=3, flux=0.3, snr=4.5),
+        # truth 3 at the edge of the spectral window: |dz| = 3 = line FWHM in channels
+        dict(id=4, x=70, y=21, z=33, flux=0.2, line_fwhm=3.0, snr=4.2, flux_err=0.1),
+    ])
+    report = score_catalog(found, truth)
+    assert isinstance(report, ScoreReport) and report.mode == "pixel"
+    assert (report.n_truth, report.n_found, report.n_matched) == (4, 4, 3)
+    assert report.completeness == pytest.approx(0.75)
+    assert report.purity == pytest.approx(0.75)
+    assert report.f1 == pytest.approx(0.75)
+    assert sorted(zip(report.matches["truth_index"], report.matches["found_index"])) == [
+        (0, 0), (1, 1), (2, 3)]
+    flux = report.errors["flux"]
+    assert flux.n == 3 and flux.median == pytest.approx(0.0)
+    assert flux.fraction_within == pytest.approx(2 / 3)
+    assert report.errors["fwhm_major"].median == pytest.approx(-0.2)
+    pa = report.errors["pa"]
+    assert pa.n == 1 and pa.median == pytest.approx(-10.0) and pa.fraction_within == 1.0
+    position = report.errors["position"]
+    assert sorted(report.matches["separation"]) == pytest.approx([0.2, 0.2, 1.0])
+    assert position.fraction_within == pytest.approx(2 / 3)
+    assert report.errors["flux_within_err"].fraction_within == pytest.approx(2 / 3)
+    # per bin: truth SNR 20 / 7 / 4 / 2 -> one source per bin, the SNR-2 one missed
+    assert [b["completeness"] for b in report.bins] == [0.0, 1.0, 1.0, 1.0]
+    # found SNR: 19 (true), 6 (true), 4.5 (false), 4.2 (true)
+    assert [b["n_found"] for b in report.bins] == [0, 2, 1, 1]
+    assert report.bins[1]["purity"] == pytest.approx(0.5)
+    assert report.bins[3]["errors"]["flux"].median == pytest.approx(0.05)
+
+
+def test_matching_is_one_to_one_and_greedy_from_the_highest_truth_snr():
+    truth = _truth()
+    truth["x"][1] = 12 * u.pix  # truth 2 now sits next to truth 1
+    truth["y"][1] = 10 * u.pix
+    truth["z"][1] = 5 * u.pix
+    found = _found([dict(id=1, x=11, y=10, z=5, flux=1.0, snr=10.0)])
+    report = score_catalog(found, truth)
+    assert report.n_matched == 1
+    assert report.matches["truth_index"][0] == 0  # SNR 20 beats SNR 7, though both are near
+    two = _found([dict(id=1, x=11.5, y=10, z=5, snr=10.0), dict(id=2, x=10.2, y=10, z=5,
+                                                                 snr=3.0)])
+    report = score_catalog(two, truth)
+    pairs = dict(zip(report.matches["truth_index"], report.matches["found_index"]))
+    assert pairs == {0: 1, 1: 0}  # truth 1 takes the closest, truth 2 the other
+
+
+def test_separation_and_frequency_limits():
+    truth = _truth()
+    # 6 pixels > 1 beam (5 px) for the point source; 9 px < 1.0 arcsec major axis of truth 1
+    found = _found([dict(id=1, x=46, y=40, z=20, snr=5.0), dict(id=2, x=19, y=10, z=5,
+                                                                snr=5.0)])
+    report = score_catalog(found, truth)
+    assert list(report.matches["truth_index"]) == [0]
+    # frequency: 5 channels > max(2, line FWHM 4 channels)
+    report = score_catalog(_found([dict(id=1, x=10, y=10, z=10, snr=5.0)]), truth)
+    assert report.n_matched == 0
+    narrow = _truth(line_fwhm=0.5)  # below 2 channels: the 2-channel floor applies
+    assert score_catalog(_found([dict(id=1, x=10, y=10, z=7, snr=5.0)]), narrow).n_matched == 1
+    assert score_catalog(_found([dict(id=1, x=10, y=10, z=7.5, snr=5.)]), narrow).n_matched == 0
+
+
+def test_sky_coordinates_give_the_same_matches():
+    truth = _truth()
+    for table in (truth,):
+        table["ra"] = (150 - table["x"].value * 0.1 / 3600) * u.deg
+        table["dec"] = (2 + table["y"].value * 0.1 / 3600) * u.deg
+        table["freq"] = (230e9 - table["z"].value * 1e6) * u.Hz
+    found = _found([dict(id=1, ra=150 - 11 * 0.1 / 3600, dec=2 + 10 * 0.1 / 3600,
+                         freq=230e9 - 6e6, snr=10.0, x=np.nan, y=np.nan, z=np.nan),
+                    dict(id=2, ra=150 - 70 * 0.1 / 3600, dec=2 + 20 * 0.1 / 3600,
+                         freq=230e9 - 40e6, snr=5.0, x=np.nan, y=np.nan, z=np.nan)])
+    report = score_catalog(found, truth, channel_width=1e6 * u.Hz)
+    assert report.mode == "sky"
+    assert list(report.matches["truth_index"]) == [0]  # the second is 10 channels off
+    assert report.matches["separation"][0] == pytest.approx(0.2, rel=1e-3)
+    assert report.matches["channel_offset"][0] == pytest.approx(1.0, rel=1e-3)
+
+
+def test_report_outputs(tmp_path):
+    truth = _truth()
+    found = _found([dict(id=1, x=10, y=10, z=5, flux=1.0, snr=20.0)])
+    report = score_catalog(found, truth)
+    data = json.loads(json.dumps(report.to_dict()))
+    assert data["n_matched"] == 1 and data["snr_bins"][-1] is None
+    assert data["errors"]["flux"]["median"] == 0.0
+    table = report.to_table()
+    assert list(table["snr_bin"]) == ["0-3", "3-5", "5-10", ">=10", "all"]
+    assert table["completeness"][-1] == pytest.approx(0.25)
+    text = str(report)
+    assert "completeness 0.250" in text and "purity 1.000" in text
+    report.plot(tmp_path / "score.png")
+    assert (tmp_path / "score.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    report.to_json(tmp_path / "score.json")
+    assert json.loads((tmp_path / "score.json").read_text())["purity"] == 1.0
+
+
+def test_paths_and_empty_catalogues(tmp_path):
+    truth = write_catalog(_truth(), tmp_path / "truth.ecsv")
+    empty = write_catalog(_found([]), tmp_path / "found.ecsv")
+    report = score_catalog(empty, truth)
+    assert report.n_found == 0 and report.completeness == 0.0 and np.isnan(report.purity)
+    assert report.f1 == 0.0
+
+
+def test_explicit_beam_in_pixels_and_arcsec():
+    truth = _truth()
+    truth.meta.clear()
+    found = _found([dict(id=1, x=13, y=10, z=5, snr=10.0)])
+    found.meta.clear()
+    common = dict(channel_width=1 * u.km / u.s)
+    assert score_catalog(found, truth, beam=2.0, **common).n_matched == 0
+    assert score_catalog(found, truth, beam=4.0, pixel_scale=0.1 * u.arcsec,
+                         **common).n_matched == 1
+    import radio_beam
+
+    beam = radio_beam.Beam(0.4 * u.arcsec)
+    assert score_catalog(found, truth, beam=beam, pixel_scale=0.1 * u.arcsec,
+                         **common).n_matched == 1
+
+
+def test_errors():
+    truth, found = _truth(), _found([dict(id=1, x=10, y=10, z=5, snr=5.0)])
+    with pytest.raises(ConfigError, match="snr_bins"):
+        score_catalog(found, truth, snr_bins=(5,))
+    with pytest.raises(ConfigError, match="frequency or a velocity"):
+        score_catalog(found, truth, channel_width=3 * u.m)
+    bare_t, bare_f = truth.copy(), found.copy()
+    bare_t.meta.clear()
+    bare_f.meta.clear()
+    with pytest.raises(ConfigError, match="needs the beam"):
+        score_catalog(bare_f, bare_t, pixel_scale=0.1 * u.arcsec)
+    with pytest.raises(ConfigError, match="channel width"):
+        score_catalog(bare_f, bare_t, beam=5.0)
+    no_coords = found.copy()
+    no_coords["x"] = np.nan * u.pix
+    with pytest.raises(InputDataError, match="share neither"):
+        score_catalog(no_coords, truth)
