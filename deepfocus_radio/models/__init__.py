@@ -24,7 +24,7 @@ classes; default 1, or 2 for classifiers), ``block``, ``skip_connections``, ``de
 silu), ``norm``, ``final_activation`` (none, relu, softplus, sigmoid, tanh; classifiers
 output logits: ``none`` only), ``dropout``. Per arch:
 
-- ``cae``, ``unet``: ``block_sizes`` (channels per level, default [16, 32, 64]),
+- ``cae``, ``unet``: ``block_sizes`` (channels per level, default [8, 16, 32, 64]),
   ``depths`` (blocks per level, default 1 each), ``pool_channels`` (3D: also downsample
   the spectral axis; default True), ``pad_mode`` (reflect, replicate, constant), dropout at
   the coarsest level. Fully convolutional; any input size; output of the input's shape.

@@ -155,7 +155,7 @@ def _default(key, arch, spec, cfg):
     }
     if key == "block_sizes":
         if arch in ("cae", "unet"):
-            return [16, 32, 64]
+            return [8, 16, 32, 64]
         return _geometric(64, stage_count, cap=512 if arch == "vgg" else None)
     if key == "depths":
         if arch in ("cae", "unet"):

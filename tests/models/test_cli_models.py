@@ -11,7 +11,7 @@ def test_lists_presets_with_parameter_counts(capsys):
     out = capsys.readouterr().out
     assert "resnet18" in out and "11,689,512" in out
     assert "vgg16" in out and "138,357,544" in out
-    assert "unet" in out and "339,249" in out
+    assert "unet" in out and "350,457" in out
     assert "Shipped models" not in out
 
 

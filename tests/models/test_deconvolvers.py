@@ -124,10 +124,10 @@ def test_skip_connections_change_the_output():
 
 def test_default_unet_preset():
     model = create_model("unet")
-    assert model.config["block_sizes"] == [16, 32, 64]
+    assert model.config["block_sizes"] == [8, 16, 32, 64]
     assert model.config["spatial_dims"] == 3 and model.config["norm"] == "none"
-    assert model.size_multiple == (4, 4, 4)
-    assert sum(p.numel() for p in model.parameters()) == 339_249
+    assert model.size_multiple == (8, 8, 8)
+    assert sum(p.numel() for p in model.parameters()) == 350_457
 
 
 def test_output_channels_and_final_activation():
@@ -139,3 +139,15 @@ def test_output_channels_and_final_activation():
 def test_dropout_at_the_coarsest_level():
     model = _tiny("unet", dropout=0.3)
     assert model.dropout.p == 0.3
+
+
+def test_receptive_field_of_the_default_unet_reaches_about_90_pixels():
+    # Same level structure in 2D, double precision: the gradient of one output pixel
+    # is non-zero over the receptive field.
+    model = build_model({"arch": "unet", "spatial_dims": 2, "block_sizes": [8, 16, 32, 64],
+                         "pad_mode": "constant"}, seed=0).double()
+    image = torch.randn(1, 1, 161, 161, dtype=torch.double, requires_grad=True)
+    model(image)[0, 0, 80, 80].backward()
+    seen = (image.grad[0, 0].abs().sum(0) > 0).nonzero().flatten()
+    assert 80 <= int(seen.max() - seen.min()) + 1 <= 110
+
