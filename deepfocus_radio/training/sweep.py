@@ -254,7 +254,7 @@ def _requeue_interrupted(study):
     for trial in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,)):
         study.tell(trial.number, state=optuna.trial.TrialState.FAIL)
         if trial.params:
-            study.enqueue_trial(trial.params, skip_if_exists=True)
+            study.enqueue_trial(trial.params)
 
 
 def _objective(base, space, sweep_dir):
@@ -300,25 +300,25 @@ def _export(study, base, space, sweep_dir):
 
 
 def _plots(study, sweep_dir):
+    import matplotlib.pyplot as plt
     import optuna
     from optuna.visualization import matplotlib as optuna_plots
 
     from deepfocus_radio.training.plots import save_figure
 
+    complete = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
+    drawers = {"optimization_history": optuna_plots.plot_optimization_history}
+    if len(complete) >= 2:
+        drawers["param_importances"] = optuna_plots.plot_param_importances
+    else:
+        warnings.warn("parameter importances need at least 2 completed trials; "
+                      "param_importances.png was not drawn", DeepFocusWarning, stacklevel=3)
     paths = []
-    for name, function in (("optimization_history", optuna_plots.plot_optimization_history),
-                           ("param_importances", optuna_plots.plot_param_importances)):
+    for name, function in drawers.items():
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-            try:
-                axis = function(study)
-            except (ValueError, RuntimeError) as exc:
-                warnings.warn(f"optuna could not draw the {name.replace('_', ' ')}: {exc}",
-                              DeepFocusWarning, stacklevel=3)
-                continue
+            axis = function(study)
         figure = axis.figure
         paths.append(save_figure(figure, sweep_dir / f"{name}.png"))
-        import matplotlib.pyplot as plt
-
         plt.close(figure)
     return paths

@@ -29,7 +29,7 @@ def _write(path, data, header):
     fits.PrimaryHDU(data=data.astype(np.float32), header=header).writeto(path)
 
 
-def make_split(folder, prefix, ids, *, rng, shape=SHAPE, noise=0.01, tclean=False,
+def make_split(folder, prefix, ids, *, rng, shape=SHAPE, noise=0.01, tclean=False, n_sources=2,
                columns=("flux", "peak", "fwhm_major", "fwhm_minor", "pa", "fwhm_z", "snr",
                         "class")):
     """Write dirty/clean cubes with Gaussian sources and a params CSV; return the rows."""
@@ -38,9 +38,9 @@ def make_split(folder, prefix, ids, *, rng, shape=SHAPE, noise=0.01, tclean=Fals
     rows = []
     for cube_id in ids:
         sky = np.zeros(shape)
-        for k in range(2):
+        for k in range(n_sources):
             z, y, x = (int(rng.integers(4, n - 4)) for n in shape)
-            flux = float(rng.uniform(0.05, 0.4) if k == 0 else rng.uniform(0.6, 1.0))
+            flux = float(rng.uniform(0.05, 0.4) if k % 2 == 0 else rng.uniform(0.6, 1.0))
             width = float(rng.uniform(1.0, 2.5))
             sky[z, y, x] = flux
             rows.append(dict(ID=cube_id, x=x, y=y, z=z, flux=flux, peak=flux / 2,
@@ -59,3 +59,18 @@ def make_split(folder, prefix, ids, *, rng, shape=SHAPE, noise=0.01, tclean=Fals
     return table
 
 
+
+
+def deconvolver_config(root, out, **sections):
+    """A tiny 3D U-Net deconvolver configuration (nested mapping)."""
+    config = {
+        "model": {"dmode": "deconvolver", "arch": "unet", "spatial_dims": 3,
+                  "block_sizes": [4, 8], "depths": [1, 1]},
+        "data": {"root": str(root), "crop_size": [8, 16, 16], "samples_per_cube": 2},
+        "optim": {"lr": 3e-3},
+        "train": {"epochs": 2, "batch_size": 3, "progress": False},
+        "output": {"dir": str(out)},
+    }
+    for section, values in sections.items():
+        config.setdefault(section, {}).update(values)
+    return config
