@@ -1,6 +1,8 @@
 """``find_sources``: from a dirty cube to a catalogue (noise, deconvolution, detection,
 characterization), with optional primary-beam correction and provenance."""
 
+import contextlib
+import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -12,7 +14,7 @@ from deepfocus_radio.sources._arrays import CubeReader
 from deepfocus_radio.sources.characterize import characterize_sources
 from deepfocus_radio.sources.detection import detect_sources
 
-__all__ = ["find_sources", "load_dirty"]
+__all__ = ["find_sources", "open_dirty"]
 
 
 class _PlaneView:
@@ -29,8 +31,11 @@ class _PlaneView:
         return block[0, ys, xs]
 
 
-def load_dirty(cube):
+@contextlib.contextmanager
+def open_dirty(cube):
     """The dirty input as a single-beam SpectralCube, or an image with its WCS and beam.
+
+    A context manager: FITS files are memory-mapped and closed on exit.
 
     Parameters
     ----------
@@ -38,32 +43,42 @@ def load_dirty(cube):
         A cube (one beam per channel is convolved to the common beam), or a FITS / CASA /
         zarr path; a 2D FITS image is accepted too.
 
-    Returns
-    -------
+    Yields
+    ------
     tuple
-        ``(data, wcs, beam)``: ``data`` is the SpectralCube itself (3D) or a Quantity
-        image (2D).
+        ``(data, wcs, beam)``: ``data`` is a SpectralCube (3D) or a Quantity image (2D).
 
     Raises
     ------
+    FileNotFoundError
+        If a path does not exist.
     InputDataError
         If the input has no beam.
     """
     from deepfocus_radio.io import detect_format, open_cube, read_fits
+    from deepfocus_radio.io.cube import _fits_cube
     from deepfocus_radio.io.zarr_store import to_common_beam
 
-    if isinstance(cube, (str, Path)):
-        path = Path(cube)
-        if not path.exists():
-            raise FileNotFoundError(f"input cube {path} does not exist")
-        if detect_format(path) == "fits":
-            with read_fits(path) as image:
-                if len(image.shape) == 2:
-                    unit = image.unit or u.Jy / u.beam
-                    return _checked(np.asarray(image.read()) * unit, image.wcs, image.beam)
-        cube = open_cube(path)
-    cube = to_common_beam(cube)
-    return _checked(cube, cube.wcs, getattr(cube, "beam", None))
+    if not isinstance(cube, (str, Path)):
+        cube = to_common_beam(cube)
+        yield _checked(cube, cube.wcs, getattr(cube, "beam", None))
+        return
+    path = Path(cube)
+    if not path.exists():
+        raise FileNotFoundError(f"input cube {path} does not exist")
+    if detect_format(path) != "fits":
+        cube = to_common_beam(open_cube(path))
+        yield _checked(cube, cube.wcs, getattr(cube, "beam", None))
+        return
+    with read_fits(path) as image:
+        if len(image.shape) == 2:
+            unit = image.unit or u.Jy / u.beam
+            yield _checked(np.asarray(image.read()) * unit, image.wcs, image.beam)
+        elif image.beams is not None:
+            cube = to_common_beam(open_cube(path, use_dask=False))
+            yield _checked(cube, cube.wcs, cube.beam)
+        else:
+            yield _checked(_fits_cube(image, False), image.wcs, image.beam)
 
 
 def _checked(data, wcs, beam):
@@ -115,7 +130,42 @@ def find_sources(cube, model="alma", *, threshold=4.0, tile=None, halo=None, bat
     ConfigError
         For a 2D image with a model.
     """
-    data, wcs, beam = load_dirty(cube)
+    with open_dirty(cube) as (data, wcs, beam):
+        return _pipeline(data, wcs, beam, model, threshold=threshold, pb=pb, progress=progress,
+                         inference=dict(tile=tile, halo=halo, batch_size=batch_size,
+                                        device=device), detect_options=detect_options)
+
+
+def _deconvolved(data, model, scratch, *, progress, **inference):
+    """Deconvolve once and keep the result readable block by block without recomputing it:
+    in memory when it fits in a quarter of the available memory, else in a zarr store."""
+    import psutil
+
+    from deepfocus_radio.inference import deconvolve
+
+    nbytes = 4 * int(np.prod(data.shape))
+    if nbytes > psutil.virtual_memory().available // 4:
+        return deconvolve(data, model, progress=progress, out=Path(scratch) / "clean.zarr",
+                          **inference)
+    searched = deconvolve(data, model, progress=progress, **inference)
+    values = searched._get_filled_data(fill=np.nan)
+    if isinstance(values, np.ndarray):
+        return searched
+    from spectral_cube import SpectralCube
+
+    return SpectralCube(np.asarray(values.compute()), searched.wcs, header=searched.header,
+                        meta=searched.meta, beam=searched.beam)
+
+
+def _pipeline(data, wcs, beam, model, *, threshold, pb, progress, inference, detect_options):
+    with contextlib.ExitStack() as stack:
+        return _run_stages(data, wcs, beam, model, stack, threshold=threshold, pb=pb,
+                           progress=progress, inference=inference,
+                           detect_options=detect_options)
+
+
+def _run_stages(data, wcs, beam, model, stack, *, threshold, pb, progress, inference,
+                detect_options):
     dirty_reader = CubeReader(data)
     noise = channel_noise(_PlaneView(dirty_reader))
     if model is None:
@@ -123,10 +173,8 @@ def find_sources(cube, model="alma", *, threshold=4.0, tile=None, halo=None, bat
     elif dirty_reader.ndim == 2:
         raise ConfigError("a 2D image can only be searched with model=None (no deconvolution)")
     else:
-        from deepfocus_radio.inference import deconvolve
-
-        searched = deconvolve(data, model, tile=tile, halo=halo, batch_size=batch_size,
-                              device=device, progress=progress)
+        scratch = stack.enter_context(tempfile.TemporaryDirectory(prefix="deepfocus-"))
+        searched = _deconvolved(data, model, scratch, progress=progress, **inference)
         provenance = {"model": str(searched.header.get("DFMODEL", model)),
                       "model_sha256": str(searched.header.get("DFSHA256", ""))}
     # noise in the searched cube's unit (the network returns Jy/beam)
