@@ -56,10 +56,18 @@ def _triple(name, value, spatial_dims, *, minimum):
 
 
 def _size_multiple(module):
-    config = getattr(module, "config", None) or {}
-    if config.get("arch") in ("unet", "cae"):
-        return 2 ** (len(config.get("block_sizes", [0])) - 1)
-    return 1
+    """Total down-sampling factor of a network (product of pooling / strided-conv strides):
+    tile starts are aligned on it so every tile sees the whole-array pooling grid."""
+    import torch
+
+    factor = 1
+    for layer in module.modules():
+        if isinstance(layer, (torch.nn.MaxPool2d, torch.nn.MaxPool3d, torch.nn.AvgPool2d,
+                              torch.nn.AvgPool3d, torch.nn.Conv2d, torch.nn.Conv3d)):
+            stride = layer.stride if layer.stride is not None else layer.kernel_size
+            stride = stride if isinstance(stride, tuple) else (stride,)
+            factor *= max(int(s) for s in stride)
+    return factor
 
 
 def resolve_tiling(shape, module, spatial_dims, *, tile=None, halo=None, batch_size=None,
@@ -213,7 +221,7 @@ def predict_tiled(array, model, *, tile=None, halo=None, batch_size=None, blend=
     settings = resolve_tiling(data.shape, module, spatial_dims, tile=tile, halo=halo,
                               batch_size=batch_size, blend=blend)
     layout = TileLayout(data.shape, settings.tile, settings.halo, settings.per_block,
-                        settings.blend)
+                        settings.blend, _size_multiple(module))
     spec = ModelSpec(module, device=resolve_device(device), spatial_dims=spatial_dims,
                      threads=threads, amp=amp)
     source = data if is_dask else da.from_array(data, chunks=layout.chunks)

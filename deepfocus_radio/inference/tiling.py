@@ -65,13 +65,21 @@ class AxisTiles:
     per_block: int
 
     @classmethod
-    def build(cls, size, tile, halo, per_block):
+    def build(cls, size, tile, halo, per_block, multiple=1):
+        """Tiles for an axis; with ``multiple`` > 1, every tile starts ``halo`` voxels before
+        a multiple of ``multiple`` so that a network's pooling grid is the same in every
+        tile as in the whole-array pass."""
         core = tile - 2 * halo
         if core >= size:
             return cls(size, tile, halo, (-halo,), ((0, size),), 1)
-        starts = list(range(-halo, size - core - halo, core)) + [size - core - halo]
-        owned = [(s + halo, min(s + halo + core, size)) for s in starts[:-1]]
-        owned.append((owned[-1][1] if owned else 0, size))
+        stride = (core // multiple) * multiple or core
+        count = 0
+        while count * stride + core < size:
+            count += 1
+        last = -(-(size - core) // multiple) * multiple if stride % multiple == 0 else size - core
+        starts = [i * stride - halo for i in range(count)] + [last - halo]
+        owned = [(i * stride, (i + 1) * stride) for i in range(count)]
+        owned.append((count * stride, size))
         return cls(size, tile, halo, tuple(starts), tuple(owned), max(1, int(per_block)))
 
     @property
@@ -194,14 +202,17 @@ class TileLayout:
         Tiles per output block along each axis.
     blend : str
         ``"crop"`` or ``"linear"``.
+    multiple : int, optional
+        Tile starts are aligned (after the halo) on multiples of this (the network's total
+        down-sampling factor, e.g. 4 for a 3-stage U-Net).
     """
 
-    def __init__(self, shape, tile, halo, per_block, blend):
+    def __init__(self, shape, tile, halo, per_block, blend, multiple=1):
         self.shape = tuple(int(n) for n in shape)
         self.tile = tuple(int(t) for t in tile)
         self.halo = tuple(int(h) for h in halo)
         self.blend = blend
-        self.axes = [AxisTiles.build(n, t, h, k)
+        self.axes = [AxisTiles.build(n, t, h, k, multiple)
                      for n, t, h, k in zip(self.shape, self.tile, self.halo, per_block)]
 
     @property
