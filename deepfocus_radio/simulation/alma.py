@@ -121,7 +121,7 @@ def _draw_source(config, rng, obs, beam_px, placed):
     beam_fwhm = np.sqrt(beam_px[0] * beam_px[1])
     src = {"fwhm_major": _uniform(rng, config.source_fwhm_range) * beam_fwhm}
     src["fwhm_minor"] = src["fwhm_major"] * _uniform(rng, config.axis_ratio_range)
-    src["pa"] = _uniform(rng, (0.0, 180.0))
+    src["pa"] = _uniform(rng, config.pa_range) % 180.0
     src["fwhm_z"] = min(_uniform(rng, config.line_fwhm_range), nchan / 2.0)
     margin = min(np.ceil(1.5 * max(beam_px[0], src["fwhm_major"])) + 2, min(ny, nx) / 2 - 1)
     margin_z = min(src["fwhm_z"], (nchan - 1) / 2.0)
@@ -136,6 +136,8 @@ def _draw_source(config, rng, obs, beam_px, placed):
         position = [float(np.clip(position[0], margin, nx - 1 - margin)),
                     float(np.clip(position[1], margin, ny - 1 - margin)),
                     float(np.clip(position[2], margin_z, nchan - 1 - margin_z))]
+    if src["fwhm_major"] == 0.0:  # a point source fills exactly one pixel of the sky model
+        position[:2] = [float(np.rint(position[0])), float(np.rint(position[1]))]
     src["x"], src["y"], src["z"] = position
     src["target_snr"] = _log_uniform(rng, config.snr_range)
     has_continuum = rng.uniform() < config.continuum_fraction

@@ -146,9 +146,11 @@ class AlmaConfig(_ConfigMixin):
         Number of sources per cube (inclusive; 0 gives source-free cubes).
     source_fwhm_range : (float, float)
         Intrinsic FWHM of the source major axis, in units of the restoring-beam FWHM
-        (0 is a point source).
+        (0 is a point source, placed at the centre of a pixel).
     axis_ratio_range : (float, float)
         Intrinsic minor/major axis ratio, in (0, 1].
+    pa_range : (float, float)
+        Position angle of the major axis, deg east of north.
     line_fwhm_range : (float, float)
         Line FWHM, channels.
     snr_range : (float, float)
@@ -197,6 +199,7 @@ class AlmaConfig(_ConfigMixin):
     n_sources_range: tuple = (0, 8)
     source_fwhm_range: tuple = (0.0, 1.5)
     axis_ratio_range: tuple = (0.3, 1.0)
+    pa_range: tuple = (0.0, 180.0)
     line_fwhm_range: tuple = (2.0, 12.0)
     snr_range: tuple = (2.0, 50.0)
     blend_fraction: float = 0.15
@@ -222,6 +225,7 @@ class AlmaConfig(_ConfigMixin):
         setter(self, "source_fwhm_range", _as_range("source_fwhm_range", self.source_fwhm_range, low=0.0))
         setter(self, "axis_ratio_range",
                _as_range("axis_ratio_range", self.axis_ratio_range, low=0.0, high=1.0, low_open=True))
+        setter(self, "pa_range", _as_range("pa_range", self.pa_range, low=-360.0, high=360.0))
         setter(self, "line_fwhm_range",
                _as_range("line_fwhm_range", self.line_fwhm_range, low=0.0, low_open=True))
         setter(self, "continuum_snr_range",
