@@ -64,11 +64,21 @@ def _finite(tables, names):
 
 
 def _meta(tables, key):
+    """A scale from the tables' meta: ``key`` (bare number in the unit its name ends with),
+    or the same name without the unit suffix holding a Quantity (``beam_major``)."""
+    base, _, unit = key.rpartition("_")
     for table in tables:
         value = table.meta.get(key)
         if value is not None:
             return float(value)
+        quantity = table.meta.get(base)
+        if isinstance(quantity, u.Quantity):
+            return float(quantity.to_value(_META_UNITS[unit],
+                                           equivalencies=u.spectral()))
     return None
+
+
+_META_UNITS = {"arcsec": u.arcsec, "hz": u.Hz, "kms": u.km / u.s}
 
 
 def resolve_geometry(found, truth, *, beam=None, pixel_scale=None, channel_width=None):

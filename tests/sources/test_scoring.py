@@ -180,3 +180,11 @@ def test_errors():
     no_coords["x"] = np.nan * u.pix
     with pytest.raises(InputDataError, match="share neither"):
         score_catalog(no_coords, truth)
+
+
+def test_beam_from_a_quantity_in_meta():
+    truth, found = _truth(), _found([dict(id=1, x=10, y=10, z=5, snr=5.0)])
+    for table in (truth, found):
+        del table.meta["beam_major_arcsec"]
+    truth.meta["beam_major"] = 500 * u.mas
+    assert score_catalog(found, truth).n_matched == 1
