@@ -2,6 +2,7 @@ import json
 
 import pytest
 import yaml
+from spectral_cube import SpectralCube
 
 from deepfocus_radio.cli.main import build_parser, main
 
@@ -13,8 +14,8 @@ def write_config(path, config):
     return path
 
 
-def test_train_and_test_commands(handmade_root, tmp_path, capsys):
-    config = write_config(tmp_path / "run.yaml", deconvolver_config(handmade_root, "unused"))
+def test_train_and_test_commands(simulated_root, tmp_path, capsys):
+    config = write_config(tmp_path / "run.yaml", deconvolver_config(simulated_root, "unused"))
     out = tmp_path / "run"
     status = main(["train", str(config), "--set", "train.epochs=1", "--output", str(out),
                    "--quiet"])
@@ -28,7 +29,13 @@ def test_train_and_test_commands(handmade_root, tmp_path, capsys):
     status = main(["test", str(out), "--quiet", "--plots", "0"])
     printed = capsys.readouterr().out
     assert status == 0 and '"prediction"' in printed
-    assert (out / "eval_test" / "report.json").is_file()
+    report = json.loads((out / "eval_test" / "report.json").read_text())
+    assert report["metrics"]["prediction"]["n_cubes"] == 2
+    for cube_id in ("0", "1"):
+        written = SpectralCube.read(str(out / "eval_test" / f"prediction_cube_{cube_id}.fits"))
+        dirty = SpectralCube.read(str(simulated_root / "Test" / f"dirty_cube_{cube_id}.fits"))
+        assert written.wcs.wcs.compare(dirty.wcs.wcs) and written.beam == dirty.beam
+        assert written.shape == dirty.shape and written.unit == dirty.unit
     assert main(["test", str(out), "--quiet"]) == 1  # output exists
     assert "is not empty" in capsys.readouterr().err
 
