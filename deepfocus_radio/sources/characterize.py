@@ -246,6 +246,9 @@ class _Measurer:
         self.noise, self.scale, self.dilate, self.corr_area = noise, scale, dilate, corr_area
         pad_xy = int(np.ceil(2 * geometry.beam_fwhm_pix)) + 2
         self.pad = (0 if reader.ndim == 2 else 4, pad_xy, pad_xy)
+        boxes = [seg.slices for seg in detections.segments]
+        self._lo = np.array([[s.start for s in box] for box in boxes], dtype=int).reshape(-1, 3)
+        self._hi = np.array([[s.stop for s in box] for box in boxes], dtype=int).reshape(-1, 3)
 
     def _cutout(self, index):
         seg = self.detections.segments[index]
@@ -256,11 +259,13 @@ class _Measurer:
         own[tuple(slice(s.start - b.start, s.stop - b.start)
                   for s, b in zip(seg.slices, box))] = seg.mask
         others = np.zeros(data.shape, dtype=bool)
-        for j, other in enumerate(self.detections.segments):
+        box_lo = np.array([b.start for b in box])
+        box_hi = np.array([b.stop for b in box])
+        near = np.nonzero(np.all((self._lo < box_hi) & (self._hi > box_lo), axis=1))[0]
+        for j in near[near != index]:
+            other = self.detections.segments[j]
             inter = [slice(max(o.start, b.start), min(o.stop, b.stop))
                      for o, b in zip(other.slices, box)]
-            if j == index or any(s.start >= s.stop for s in inter):
-                continue
             src = tuple(slice(s.start - o.start, s.stop - o.start)
                         for s, o in zip(inter, other.slices))
             dst = tuple(slice(s.start - b.start, s.stop - b.start) for s, b in zip(inter, box))

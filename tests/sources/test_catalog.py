@@ -133,3 +133,10 @@ def test_sdc2_submission_format(catalog, tmp_path):
     with pytest.raises(InputDataError, match="SDC2 format needs ra, dec and freq"):
         write_catalog(no_sky, tmp_path / "bad.sdc2")
     assert not (tmp_path / "bad.sdc2").exists()
+
+
+def test_region_writer_refuses_other_formats(catalog, tmp_path):
+    from deepfocus_radio.sources.regions_io import write_regions
+
+    with pytest.raises(ConfigError, match="'ds9' or 'crtf'"):
+        write_regions(catalog, tmp_path / "cat.reg", format="fits")
