@@ -193,10 +193,13 @@ def _result_cube(data, cube, header):
 
     import dask.array as da
 
+    from deepfocus_radio.io.fits import quiet_wcs_fixes
+
     mask = LazyMask(np.isfinite, data=data, wcs=cube.wcs)
     cls = DaskSpectralCube if isinstance(data, da.Array) else SpectralCube
-    return cls(data, cube.wcs, mask=mask, meta={"BUNIT": "Jy/beam"}, header=header,
-               beam=cube.beam)
+    with quiet_wcs_fixes():
+        return cls(data, cube.wcs, mask=mask, meta={"BUNIT": "Jy/beam"}, header=header,
+                   beam=cube.beam)
 
 
 def _deconvolve_to_file(data, module, out, overwrite, header, cube, identity, options):

@@ -4,10 +4,11 @@ import warnings
 from pathlib import Path
 
 import numpy as np
+from astropy.wcs import FITSFixedWarning
 
 from deepfocus_radio.exceptions import InputDataError
 from deepfocus_radio.io._compute import atomic_directory
-from deepfocus_radio.io.fits import FitsImage, is_fits
+from deepfocus_radio.io.fits import FitsImage, is_fits, quiet_wcs_fixes
 from deepfocus_radio.io.zarr_store import (
     check_destination,
     create_store,
@@ -137,6 +138,8 @@ def _read_with_spectral_cube(path, fmt):
     with warnings.catch_warnings():
         # A single (degenerate) Stokes plane: spectral-cube warns that it returns I.
         warnings.simplefilter("ignore", StokesWarning)
+        # astropy reports the WCS keywords it completes (e.g. OBSGEO-L/B/H from X/Y/Z).
+        warnings.simplefilter("ignore", FITSFixedWarning)
         try:
             return SpectralCube.read(str(path), format=fmt, use_dask=True)
         except (OSError, ValueError, TypeError, KeyError) as exc:
@@ -173,7 +176,6 @@ def open_cube(path, *, use_dask=None):
     elif kind == "casa":
         cube = _read_with_spectral_cube(path, "casa_image")
     else:
-        # Not closed here: the cube reads lazily from the open (memory-mapped) file.
         image = FitsImage(path)
         if image.beams is not None:
             image.close()
@@ -185,7 +187,10 @@ def open_cube(path, *, use_dask=None):
                 "cubes. Read it with deepfocus_radio.io.read_fits"
             )
         else:
-            return _fits_cube(image, bool(use_dask))
+            try:
+                return _fits_cube(image, bool(use_dask))
+            finally:
+                image.close()  # a memory map outlives its file handle; sections were read
     return cube if use_dask in (None, True) else _to_numpy_cube(cube)
 
 
@@ -194,18 +199,18 @@ def _fits_cube(image, use_dask):
     from spectral_cube import DaskSpectralCube, SpectralCube
     from spectral_cube.masks import LazyMask
 
-    data = image.data
+    # A memory map stays valid after the file is closed; a (scaled) section is read now.
+    data = image.data if isinstance(image.data, np.ndarray) else image.read()
     if use_dask:
         import dask.array as da
 
         data = da.from_array(data, chunks=default_chunks(image.shape), asarray=True)
         data = data.astype(image.dtype)
-    elif not isinstance(data, np.ndarray):
-        data = image.read()
     mask = LazyMask(np.isfinite, data=data, wcs=image.wcs)
     meta = {"BUNIT": image.header.get("BUNIT", "")}
     cls = DaskSpectralCube if use_dask else SpectralCube
-    return cls(data, image.wcs, mask=mask, meta=meta, header=image.header, beam=image.beam)
+    with quiet_wcs_fixes():
+        return cls(data, image.wcs, mask=mask, meta=meta, header=image.header, beam=image.beam)
 
 
 def _to_numpy_cube(cube):
@@ -213,6 +218,7 @@ def _to_numpy_cube(cube):
 
     data = np.asarray(cube._get_filled_data(fill=np.nan))
     kwargs = {"meta": cube.meta, "header": cube.header}
-    if hasattr(cube, "beams"):
-        return VaryingResolutionSpectralCube(data, cube.wcs, beams=cube.beams, **kwargs)
-    return SpectralCube(data, cube.wcs, beam=getattr(cube, "beam", None), **kwargs)
+    with quiet_wcs_fixes():
+        if hasattr(cube, "beams"):
+            return VaryingResolutionSpectralCube(data, cube.wcs, beams=cube.beams, **kwargs)
+        return SpectralCube(data, cube.wcs, beam=getattr(cube, "beam", None), **kwargs)

@@ -25,6 +25,7 @@ __all__ = [
     "is_fits",
     "normalized_header",
     "write_fits",
+    "quiet_wcs_fixes",
 ]
 
 _WCS_AXIS_KEY = re.compile(
@@ -55,9 +56,18 @@ def is_fits(path):
         return handle.read(9) == b"SIMPLE  ="
 
 
-def _quiet_wcs(header):
-    with warnings.catch_warnings():
+class quiet_wcs_fixes(warnings.catch_warnings):
+    """Context manager silencing astropy's notes on WCS keywords it completes (datfix,
+    obsfix...): informational, and spectral-cube re-parses headers many times."""
+
+    def __enter__(self):
+        result = super().__enter__()
         warnings.simplefilter("ignore", FITSFixedWarning)
+        return result
+
+
+def _quiet_wcs(header):
+    with quiet_wcs_fixes():
         return WCS(header)
 
 
@@ -97,7 +107,8 @@ class FitsImage:
     def __init__(self, path):
         self.path = Path(path)
         try:
-            self._hdulist = fits.open(self.path, memmap=True, mode="denywrite")
+            # memmap=None: memory-map when possible, without refusing scaled data
+            self._hdulist = fits.open(self.path, memmap=None, mode="denywrite")
         except (OSError, ValueError, TypeError) as exc:
             raise InputDataError(f"{self.path} is not a readable FITS file: {exc}") from exc
         try:

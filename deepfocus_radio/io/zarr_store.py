@@ -229,7 +229,7 @@ def open_zarr_cube(path):
     from spectral_cube import DaskSpectralCube
     from spectral_cube.masks import LazyMask
 
-    from deepfocus_radio.io.fits import _quiet_wcs
+    from deepfocus_radio.io.fits import _quiet_wcs, quiet_wcs_fixes
 
     info = read_store(path)
     if info.array.ndim != 3:
@@ -241,7 +241,9 @@ def open_zarr_cube(path):
     wcs = _quiet_wcs(info.header)
     mask = LazyMask(np.isfinite, data=data, wcs=wcs)
     meta = {"BUNIT": info.header["BUNIT"]}
-    return DaskSpectralCube(data, wcs, mask=mask, meta=meta, header=info.header, beam=info.beam)
+    with quiet_wcs_fixes():
+        return DaskSpectralCube(data, wcs, mask=mask, meta=meta, header=info.header,
+                                beam=info.beam)
 
 
 def write_dask_to_store(data, zarr_array, *, client=None, progress=True, desc="write zarr"):
