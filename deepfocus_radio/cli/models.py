@@ -24,6 +24,16 @@ def add_arguments(parser):
                         help="folder of shipped models (default: the package's own)")
 
 
+def _print_architectures():
+    from deepfocus_radio.models import ARCHITECTURES
+
+    print("Architectures (build_model config 'arch'; first value = default):")
+    print(f"  {'arch':<9} {'dmode':<22} {'block':<18} {'skip_connections':<17} norm")
+    for arch, spec in ARCHITECTURES.items():
+        print(f"  {arch:<9} {', '.join(spec.dmodes):<22} {', '.join(spec.blocks):<18} "
+              f"{', '.join(map(str, spec.skip_connections)):<17} {', '.join(spec.norms)}")
+
+
 def _print_presets():
     from deepfocus_radio.models import count_parameters, get_preset, list_models, resolve_config
 
@@ -70,6 +80,7 @@ def run(args):
         return 0
     both = not (args.architectures or args.pretrained)
     if args.architectures or both:
+        _print_architectures()
         _print_presets()
     if args.pretrained or both:
         _print_pretrained(args.weights_dir)

@@ -7,15 +7,15 @@ per architecture serves 2D images (y, x) and 3D cubes (chan, y, x), chosen by
 
 Which ``arch`` supports which ``dmode`` (first value = default):
 
-========  ==========================  ======================  ==================  ===============
-arch      dmode                       block                   skip_connections    norm
-========  ==========================  ======================  ==================  ===============
-cae       deconvolver                 basic, bottleneck       False, True (add)   none, batch
-unet      deconvolver                 basic, bottleneck       True (concat), False none, batch
-resnet    regressor, classifier       basic, bottleneck       True, False (plain) batch, instance, none
-densenet  regressor, classifier       bottleneck, basic       True                batch, instance, none
-vgg       regressor, classifier       basic                   False               none, batch, instance
-========  ==========================  ======================  ==================  ===============
+========  =====================  =================  ====================  =====================
+arch      dmode                  block              skip_connections      norm
+========  =====================  =================  ====================  =====================
+cae       deconvolver            basic, bottleneck  False, True (add)     none, batch
+unet      deconvolver            basic, bottleneck  True (concat), False  none, batch
+resnet    regressor, classifier  basic, bottleneck  True, False (plain)   batch, instance, none
+densenet  regressor, classifier  bottleneck, basic  True                  batch, instance, none
+vgg       regressor, classifier  basic              False                 none, batch, instance
+========  =====================  =================  ====================  =====================
 
 Keys common to every arch: ``arch`` (required), ``dmode``, ``spatial_dims`` (2 | 3,
 default 3), ``in_channels`` (default 1), ``out_channels`` (maps, regressed values or

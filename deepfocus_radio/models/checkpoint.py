@@ -216,6 +216,10 @@ def _load_file(path):
 def _load_shipped(name, weights_dir):
     card = get_pretrained_info(name, weights_dir=weights_dir)
     folder = Path(weights_dir) if weights_dir is not None else default_weights_dir()
+    if Path(card.file).name != card.file or not card.file.endswith(".safetensors"):
+        raise CheckpointError(f"the card of shipped model {name!r} names the file "
+                              f"{card.file!r}: it must be a '.safetensors' file name in the "
+                              f"weights folder, without a directory")
     path = folder / card.file
     if not path.is_file():
         raise CheckpointError(f"the weights of shipped model {name!r} ({str(path)!r}) are "

@@ -52,8 +52,10 @@ ARCHITECTURES = {
                          ("batch", "instance", "none"),
                          ("block", "depths", "growth_rate", "bn_size", "compression",
                           "init_features", "stem") + _HEAD_KEYS),
-    "vgg": ArchSpec(("regressor", "classifier"), ("basic",), (False,), ("none", "batch", "instance"),
-                    ("block", "depths", "block_sizes") + _HEAD_KEYS + ("head_features", "pool_size")),
+    "vgg": ArchSpec(("regressor", "classifier"), ("basic",), (False,),
+                    ("none", "batch", "instance"),
+                    ("block", "depths", "block_sizes") + _HEAD_KEYS
+                    + ("head_features", "pool_size")),
 }
 
 _COMMON_KEYS = ("arch", "dmode", "spatial_dims", "in_channels", "out_channels")

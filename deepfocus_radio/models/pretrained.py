@@ -101,8 +101,9 @@ class PretrainedInfo:
     def from_dict(cls, data, *, source="card"):
         """Build a card from a dict; unknown or missing fields raise CheckpointError."""
         fields = {f.name for f in dataclasses.fields(cls)}
+        missing_value = dataclasses.MISSING
         required = {f.name for f in dataclasses.fields(cls)
-                    if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING}
+                    if f.default is missing_value and f.default_factory is missing_value}
         if not isinstance(data, dict):
             raise CheckpointError(f"{source} must hold a JSON object; got {type(data).__name__}")
         unknown, missing = set(data) - fields, required - set(data)

@@ -165,3 +165,36 @@ def test_final_activation_is_applied_to_regressor_outputs():
     outputs = model(torch.randn(2, 1, 11, 11) * 100)
     assert ((outputs > 0) & (outputs < 1)).all()
     assert isinstance(model.head.fc[-1], nn.Sigmoid)
+
+
+@pytest.mark.parametrize("arch", ["resnet", "densenet", "vgg"])
+@pytest.mark.parametrize("norm", ["batch", "instance", "none"])
+def test_heads_with_every_norm(arch, norm):
+    model = build_model({"arch": arch, "spatial_dims": 2, "norm": norm, **TINY[arch]}, seed=0)
+    kinds = {type(m).__name__ for m in model.modules()}
+    expected = {"batch": "BatchNorm2d", "instance": "InstanceNorm2d"}.get(norm)
+    assert (expected in kinds) if expected else not any(k.endswith("Norm2d") for k in kinds)
+    assert model(torch.randn(2, 1, 19, 17)).shape == (2, 1)
+
+
+@pytest.mark.parametrize("activation", ["relu", "leaky_relu", "elu", "gelu", "silu"])
+def test_activations_are_used(activation):
+    model = build_model({"arch": "unet", "spatial_dims": 2, "block_sizes": [4, 8],
+                         "activation": activation})
+    names = {type(m).__name__.lower() for m in model.modules()}
+    assert activation.replace("_", "") in names
+    assert model(torch.randn(1, 1, 9, 9)).shape == (1, 1, 9, 9)
+
+
+def test_small_stem_keeps_the_resolution_of_the_first_stage():
+    features = {}
+
+    def record(module, inputs, output):
+        features["stem"] = output.shape
+
+    for stem, size in [("small", (20, 18)), ("imagenet", (5, 5))]:
+        model = build_model({"arch": "resnet", "spatial_dims": 2, "stem": stem,
+                             **TINY["resnet"]})
+        model.stem.register_forward_hook(record)
+        model(torch.randn(2, 1, 20, 18))
+        assert features["stem"][2:] == size

@@ -78,8 +78,8 @@ def test_pt_with_code_is_refused_by_weights_only(tmp_path):
     model = build_model(SMALL_RESNET)
     torch.save({"state_dict": model.state_dict(), "config": model.config,
                 "extra": _Payload(str(marker))}, path)
-    with pytest.raises(CheckpointError, match=r"refused to load .*evil.pt.*\(Unsupported global: "
-                                              r"GLOBAL io.open\), which torch.load\(weights_only=True\) will "
+    with pytest.raises(CheckpointError, match=r"refused to load .*evil.pt.*\(Unsupported "
+                                              r"global: GLOBAL io.open\), which torch.load\(weights_only=True\) will "
                                               r"not run"):
         load_model(path)
     assert not marker.exists()
@@ -173,7 +173,8 @@ def test_module_is_returned_as_is():
 
 
 def test_bad_model_argument_and_device(tmp_path):
-    with pytest.raises(ConfigError, match="must be an nn.Module, a path or a shipped name; got int"):
+    with pytest.raises(ConfigError, match="must be an nn.Module, a path or a shipped name; "
+                                          "got int"):
         load_model(3)
     path = save_model(build_model(SMALL_UNET), tmp_path / "m.safetensors")
     with pytest.raises(ConfigError, match="device 'gpu0' is not a torch device"):
@@ -233,3 +234,12 @@ def test_model_provenance(tmp_path):
     loaded = load_model(path)
     provenance = model_provenance(loaded)
     assert provenance["sha256"] == file_sha256(path) and provenance["name"] == str(path)
+
+
+def test_header_with_invalid_json(tmp_path):
+    tensors = {"weight": torch.zeros(3)}
+    path = tmp_path / "broken.safetensors"
+    save_file(tensors, str(path), metadata={"deepfocus_config": "{arch: unet",
+                                            "deepfocus_tensors_sha256": tensors_digest(tensors)})
+    with pytest.raises(CheckpointError, match="the header of .* is not valid JSON"):
+        load_model(path)

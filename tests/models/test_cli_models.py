@@ -13,6 +13,8 @@ def test_lists_presets_with_parameter_counts(capsys):
     assert "vgg16" in out and "138,357,544" in out
     assert "unet" in out and "350,457" in out
     assert "Shipped models" not in out
+    assert "densenet  regressor, classifier  bottleneck, basic  True" in out
+    assert "unet      deconvolver            basic, bottleneck  True, False       none, batch" in out
 
 
 def test_lists_shipped_models(tmp_path, capsys):

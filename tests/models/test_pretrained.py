@@ -94,6 +94,15 @@ def test_missing_shipped_weights(shipped):
         load_model("alma", weights_dir=folder)
 
 
+@pytest.mark.parametrize("file", ["../alma.safetensors", "alma.pt"])
+def test_card_file_must_be_a_safetensors_name_in_the_folder(shipped, file):
+    folder, _, card = shipped
+    PretrainedInfo(**{**card.to_dict(), "file": file}).write(folder / "alma.json")
+    with pytest.raises(CheckpointError, match=f"names the file '{file}': it must be a "
+                                              f"'.safetensors' file name"):
+        load_model("alma", weights_dir=folder)
+
+
 def test_card_config_must_match_weights(shipped):
     folder, _, card = shipped
     other = PretrainedInfo(**{**card.to_dict(), "config": {**card.config, "dropout": 0.2}})
