@@ -104,8 +104,8 @@ class Detections:
 def detect_sources(cube, *, noise, wcs=None, beam=None, noise_cube=None, threshold=4.0,
                    kernels_xy=(0, 3, 6), kernels_z=(0, 3, 7), min_pixels=5, min_channels=2,
                    deblend=True, deblend_contrast=0.75, deblend_prominence=3.0,
-                   reliability=True, min_reliability=0.9, chunks=None, mask=None,
-                   progress=False):
+                   reliability=True, min_reliability=0.9, min_peak_snr=0.0, chunks=None,
+                   mask=None, progress=False):
     """Find sources with a multi-scale smooth+clip finder.
 
     Parameters
@@ -144,6 +144,9 @@ def detect_sources(cube, *, noise, wcs=None, beam=None, noise_cube=None, thresho
         Search the negated cube and estimate reliabilities (:mod:`.reliability`).
     min_reliability : float, optional
         Detections whose estimated reliability is below this are removed.
+    min_peak_snr : float, optional
+        Detections whose unsmoothed peak is below this many noise rms are removed (0: keep
+        all; smoothed versions can find sources whose peak is below ``threshold``).
     chunks : int or tuple of int, optional
         Core block size (chan, y, x) for block-wise processing. Default: the whole cube
         up to 2**25 voxels, else (64, 512, 512).
@@ -202,7 +205,7 @@ def detect_sources(cube, *, noise, wcs=None, beam=None, noise_cube=None, thresho
             detection_features(peak_snr, sum_snr, [s.n_pixels for s in segments]),
             detection_features(neg_peak, neg_sum, [s.n_pixels for s in negatives]),
         )
-    keep = ~(rel < min_reliability)
+    keep = ~(rel < min_reliability) & (peak_snr >= min_peak_snr)
     order = [i for i in np.lexsort((np.arange(len(segments)), -peak_snr)) if keep[i]]
     return Detections(
         [segments[i] for i in order], shape=tuple(cube.shape), noise=noise,

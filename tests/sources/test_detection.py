@@ -50,6 +50,9 @@ def test_finds_the_sources_at_their_positions(cube):
     assert len(det) <= len(SOURCES) + 1  # at most one noise peak at 4 sigma on 55k voxels
     assert np.all(np.diff(det.peak_snr) <= 0)  # sorted by decreasing SNR
     assert det.peak_snr[0] > 30
+    strict = detect_sources(cube["dirty"], noise=cube["sigma"], noise_cube=cube["dirty"],
+                            wcs=cube["wcs"], beam=cube["beam"], min_peak_snr=10.0)
+    assert len(strict) == np.sum(det.peak_snr >= 10) >= 1
     assert det.label_image().max() == len(det)
     assert "sources" in repr(det)
 

@@ -146,3 +146,16 @@ def test_cli_find_sources_and_score(dirty_fits, tmp_path, capsys):
     assert plot.exists() and report.exists()
     assert main(["score", str(out), str(truth), "--beam", "0.5", "--beam-pixels", "5"]) == 1
     assert "either --beam" in capsys.readouterr().err
+
+
+def test_zarr_store_gives_the_same_catalogue(dirty_fits, tmp_path):
+    from deepfocus_radio.io import fits_to_zarr
+
+    path, _ = dirty_fits
+    store = tmp_path / "dirty.zarr"
+    fits_to_zarr(path, store, chunks=(8, 24, 24), progress=False)
+    from_store = find_sources(store, model=None, progress=False, chunks=(10, 20, 30))
+    from_fits = find_sources(path, model=None, progress=False)
+    assert len(from_store) == len(from_fits)
+    np.testing.assert_allclose(from_store["flux"].value, from_fits["flux"].value, rtol=1e-6)
+    np.testing.assert_allclose(from_store["ra"].value, from_fits["ra"].value, rtol=1e-12)
