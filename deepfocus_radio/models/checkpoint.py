@@ -168,7 +168,17 @@ def _short(names):
     return f"{names[:4]}{' ...' if len(names) > 4 else ''}"
 
 
+def _strip_wrapper_prefix(tensors):
+    """Drop the key prefix that DataParallel (``module.``) or torch.compile (``_orig_mod.``)
+    add, when every key has it."""
+    for prefix in ("module.", "_orig_mod."):
+        if tensors and all(key.startswith(prefix) for key in tensors):
+            tensors = {key[len(prefix):]: value for key, value in tensors.items()}
+    return tensors
+
+
 def _build_and_fill(config, tensors, source):
+    tensors = _strip_wrapper_prefix(tensors)
     try:
         model = build_model(config)
     except ConfigError as exc:

@@ -26,7 +26,18 @@ def default_weights_dir():
 
 
 def file_sha256(path):
-    """Hexadecimal sha256 of a file's bytes, read in 1 MiB blocks."""
+    """Hexadecimal sha256 of a file's bytes, read in 1 MiB blocks.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        File to hash.
+
+    Returns
+    -------
+    str
+        64 hexadecimal digits.
+    """
     digest = hashlib.sha256()
     with open(path, "rb") as handle:
         for block in iter(lambda: handle.read(1 << 20), b""):
@@ -184,11 +195,25 @@ def list_pretrained(*, weights_dir=None):
 def get_pretrained_info(name, *, weights_dir=None):
     """Return the card of the shipped model ``name``.
 
+    Parameters
+    ----------
+    name : str
+        Shipped name, e.g. ``"alma"``.
+    weights_dir : str or os.PathLike, optional
+        Folder of the shipped models (default: the package's ``models/weights``).
+
+    Returns
+    -------
+    PretrainedInfo
+
     Raises
     ------
     ConfigError
         If there is no such shipped model; the message lists the shipped names and says
         that a path is also accepted.
+    CheckpointError
+        If the card is not valid JSON, has unknown or missing fields, or names another
+        model.
     """
     path = _folder(weights_dir) / f"{name}.json"
     if not path.is_file():

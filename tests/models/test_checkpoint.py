@@ -243,3 +243,14 @@ def test_header_with_invalid_json(tmp_path):
                                             "deepfocus_tensors_sha256": tensors_digest(tensors)})
     with pytest.raises(CheckpointError, match="the header of .* is not valid JSON"):
         load_model(path)
+
+
+@pytest.mark.parametrize("prefix", ["module.", "_orig_mod."])
+def test_state_dict_of_a_wrapped_model_loads(tmp_path, prefix):
+    model = _trained(SMALL_RESNET)
+    state = {prefix + key: value for key, value in model.state_dict().items()}
+    path = tmp_path / "wrapped.pt"
+    torch.save({"state_dict": state, "config": model.config}, path)
+    inputs = torch.randn(1, 1, 12, 12)
+    with torch.no_grad():
+        assert torch.equal(load_model(path)(inputs), model(inputs))
