@@ -10,5 +10,6 @@ from deepfocus_radio.simulation.alma import simulate_alma_cube
 from deepfocus_radio.simulation.config import AlmaConfig, SkaConfig
 from deepfocus_radio.simulation.cube import SimulatedCube
 from deepfocus_radio.simulation.dataset import simulate_dataset
+from deepfocus_radio.simulation.ska import simulate_ska_cube
 
-__all__ = ["AlmaConfig", "SkaConfig", "SimulatedCube", "simulate_alma_cube", "simulate_dataset"]
+__all__ = ["AlmaConfig", "SkaConfig", "SimulatedCube", "simulate_alma_cube", "simulate_dataset", "simulate_ska_cube"]

@@ -10,7 +10,7 @@ from astropy.table import QTable, Table
 from astropy.wcs import WCS
 
 from deepfocus_radio.conventions import channel_width_kms
-from deepfocus_radio.exceptions import ConfigError, OutputExistsError
+from deepfocus_radio.exceptions import ConfigError, InputDataError, OutputExistsError
 
 __all__ = ["SimulatedCube", "cube_header", "PRODUCTS", "write_fits_atomic"]
 
@@ -233,3 +233,18 @@ class SimulatedCube:
         table.meta.update({"beam_major": self.beam.major.to(u.arcsec), "beam_minor": self.beam.minor.to(u.arcsec),
                            "beam_pa": self.beam.pa.to(u.deg), "origin": "deepfocus_radio simulate"})
         return table
+
+    def sdc2_catalog(self):
+        """The SKA SDC2 truth table (``id ra dec hi_size line_flux_integral central_freq pa
+        i w20``; deg, deg, arcsec, Jy Hz, Hz, deg, deg, km/s) of an SKA HI cube.
+
+        Raises
+        ------
+        InputDataError
+            For a cube that was not made by ``simulate_ska_cube``.
+        """
+        if "pa_kinematic" not in self.sources.colnames:
+            raise InputDataError("sdc2_catalog needs an SKA HI cube (made by simulate_ska_cube)")
+        from deepfocus_radio.simulation.ska import sdc2_table
+
+        return sdc2_table(self.sources)
