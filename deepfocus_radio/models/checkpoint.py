@@ -159,8 +159,12 @@ def _read_torch(path):
         found = sorted(checkpoint) if isinstance(checkpoint, dict) else type(checkpoint).__name__
         raise CheckpointError(f"{str(path)!r} is not a deepfocus checkpoint: expected a dict with "
                               f"keys 'state_dict' and 'config', found {found}")
+    state = checkpoint["state_dict"]
+    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
+        raise CheckpointError(f"the 'state_dict' of {str(path)!r} must map parameter names to "
+                              f"tensors (model.state_dict())")
     metadata = checkpoint.get("metadata") or {}
-    return dict(checkpoint["state_dict"]), checkpoint["config"], metadata
+    return dict(state), checkpoint["config"], metadata
 
 
 def _short(names):

@@ -104,6 +104,10 @@ def test_pt_without_required_keys(tmp_path):
     torch.save([1, 2], path)
     with pytest.raises(CheckpointError, match="found list"):
         load_model(path)
+    torch.save({"state_dict": {"weight": [1.0]}, "config": {"arch": "unet"}}, path)
+    with pytest.raises(CheckpointError, match="'state_dict' of .* must map parameter names to "
+                                              "tensors"):
+        load_model(path)
 
 
 def test_tampered_weights_are_detected(tmp_path):
