@@ -9,6 +9,7 @@ them both in relative terms (``saddle <= contrast * peak``) and above the noise
 """
 
 import numpy as np
+from scipy import ndimage
 from skimage.feature import peak_local_max
 from skimage.segmentation import watershed
 
@@ -40,17 +41,20 @@ def deblend_segment(segment, data, noise, *, min_distance=2, contrast=0.75, prom
     list of Segment
         One segment per source (the input itself when nothing is split).
     """
-    values = np.where(segment.mask, np.nan_to_num(data, nan=-np.inf), -np.inf)
+    inside = segment.mask & np.isfinite(data)
+    if inside.sum() < 2:
+        return [segment]
+    floor = float(data[inside].min()) - 1.0
+    values = np.where(inside, data, floor)  # finite everywhere, lowest outside the object
     footprint = np.ones((3, 2 * min_distance + 1, 2 * min_distance + 1), dtype=bool)
-    peaks = peak_local_max(values, footprint=footprint, labels=segment.mask.astype(np.int32),
+    peaks = peak_local_max(values, footprint=footprint, labels=inside.astype(np.int32),
                            exclude_border=False)
     if len(peaks) < 2:
         return [segment]
     markers = np.zeros(segment.mask.shape, dtype=np.int32)
     markers[tuple(peaks.T)] = np.arange(1, len(peaks) + 1)
-    finite = np.where(segment.mask, np.nan_to_num(data, nan=0.0), 0.0)
-    labels = watershed(-finite, markers, mask=segment.mask)
-    labels = _merge_weak_splits(labels, finite, noise, contrast=contrast, prominence=prominence)
+    labels = watershed(-values, markers, mask=segment.mask)
+    labels = _merge_weak_splits(labels, values, noise, contrast=contrast, prominence=prominence)
     parts = []
     for label in np.unique(labels[labels > 0]):
         parts.append(_crop(segment, labels == label))
@@ -59,12 +63,10 @@ def deblend_segment(segment, data, noise, *, min_distance=2, contrast=0.75, prom
 
 def _peaks(labels, data, noise):
     """Peak value and the noise at the peak's channel for each label."""
-    out = {}
-    for label in np.unique(labels[labels > 0]):
-        masked = np.where(labels == label, data, -np.inf)
-        index = np.unravel_index(np.argmax(masked), data.shape)
-        out[int(label)] = (float(data[index]), float(noise[index[0]]))
-    return out
+    index = np.unique(labels[labels > 0])
+    positions = ndimage.maximum_position(data, labels, index)
+    return {int(label): (float(data[pos]), float(noise[pos[0]]))
+            for label, pos in zip(index, positions)}
 
 
 def _saddles(labels, data):

@@ -181,26 +181,19 @@ def detect_sources(cube, *, noise, wcs=None, beam=None, noise_cube=None, thresho
             f"noise_cube has shape {noise_reader.shape} but the cube has shape {reader.shape}; "
             "pass the dirty cube the searched cube was made from"
         )
-    ratios = _smoothing.noise_ratios(kernels, noise_reader=noise_reader, beam_fwhm_pix=beam_pix)
-    clean_noise = np.nan_to_num(noise, nan=0.0)
-    levels = [threshold * _smoothing.smoothed_noise(clean_noise, k, r)
-              for k, r in zip(kernels, ratios)]
-    levels = [np.where((lv > 0) & np.isfinite(noise), lv, np.inf) for lv in levels]
-    blocks = _block_grid(reader.shape, chunks)
-    search = dict(kernels=kernels, levels=levels, blocks=blocks, min_pixels=int(min_pixels),
-                  min_channels=min_channels, progress=progress)
-    segments = _search(reader, sign=1.0, **search)
+    levels = _levels(kernels, noise, threshold, noise_reader, beam_pix)
+    search = dict(kernels=kernels, levels=levels, blocks=_block_grid(reader.shape, chunks),
+                  min_pixels=int(min_pixels), min_channels=min_channels, progress=progress)
+    split = None
     if deblend:
-        min_distance = max(1, int(round(beam_pix / 2))) if beam_pix else 2
-        segments = _deblend(reader, segments, noise, min_distance, deblend_contrast,
-                            deblend_prominence)
-    peak_snr, sum_snr = _snr_features(reader, segments, noise, sign=1.0)
+        split = dict(min_distance=max(1, int(round(beam_pix / 2))) if beam_pix else 2,
+                     contrast=deblend_contrast, prominence=deblend_prominence)
+    segments, peak_snr, sum_snr = _find(reader, noise, sign=1.0, split=split, **search)
     rel = np.full(len(segments), np.nan)
     n_negative = 0
     if reliability and segments:
-        negatives = _search(reader, sign=-1.0, **search)
+        negatives, neg_peak, neg_sum = _find(reader, noise, sign=-1.0, split=split, **search)
         n_negative = len(negatives)
-        neg_peak, neg_sum = _snr_features(reader, negatives, noise, sign=-1.0)
         rel = _reliability(
             detection_features(peak_snr, sum_snr, [s.n_pixels for s in segments]),
             detection_features(neg_peak, neg_sum, [s.n_pixels for s in negatives]),
@@ -293,10 +286,30 @@ def _search(reader, *, sign, kernels, levels, blocks, min_pixels, min_channels, 
             if seg.n_pixels >= min_pixels and seg.n_channels >= min_channels]
 
 
-def _deblend(reader, segments, noise, min_distance, contrast, prominence):
+def _levels(kernels, noise, threshold, noise_reader, beam_pix):
+    """Per-kernel, per-channel threshold in data units (inf on blank channels)."""
+    ratios = _smoothing.noise_ratios(kernels, noise_reader=noise_reader, beam_fwhm_pix=beam_pix)
+    clean_noise = np.nan_to_num(noise, nan=0.0)
+    levels = []
+    for kernel, ratio in zip(kernels, ratios):
+        level = threshold * _smoothing.smoothed_noise(clean_noise, kernel, ratio)
+        levels.append(np.where((level > 0) & np.isfinite(noise), level, np.inf))
+    return levels
+
+
+def _find(reader, noise, *, sign, split, **search):
+    """Search one sign, deblend, and measure the SNR features."""
+    segments = _search(reader, sign=sign, **search)
+    if split is not None:
+        segments = _deblend(reader, segments, noise, sign=sign, **split)
+    peak_snr, sum_snr = _snr_features(reader, segments, noise, sign=sign)
+    return segments, peak_snr, sum_snr
+
+
+def _deblend(reader, segments, noise, *, sign, min_distance, contrast, prominence):
     parts = []
     for seg in segments:
-        data = reader.read(seg.slices)
+        data = sign * reader.read(seg.slices)
         parts.extend(deblend_segment(seg, data, noise[seg.slices[0]], min_distance=min_distance,
                                      contrast=contrast, prominence=prominence))
     return parts
