@@ -211,3 +211,19 @@ def test_non_brightness_unit_is_refused(bright_cube, fits_cube):
         warnings.simplefilter("ignore")
         with pytest.raises(InputDataError, match="not a flux density per beam"):
             characterize_sources(cube, det, noise=1e-3)
+
+
+def test_velocity_axis_gives_observed_frequencies():
+    from conftest import make_header
+
+    from deepfocus_radio.sources.characterize import SkyGeometry
+
+    header = make_header((24, 48, 48))
+    beam = radio_beam.Beam.from_fits_header(header)
+    vrad = header.copy()
+    vrad.update(CTYPE3="VRAD", CRVAL3=0.0, CDELT3=-299792458.0 * 1e6 / 230e9, CUNIT3="m/s")
+    freq, velo = SkyGeometry(WCS(header), beam, 24), SkyGeometry(WCS(vrad), beam, 24)
+    np.testing.assert_allclose(velo.frequencies, freq.frequencies, rtol=1e-12)
+    expected = 299792.458 * 1e6 / (230e9 + 3e6)  # c dnu / nu_obs at channel 3
+    assert velo.velocity_width(3) == pytest.approx(expected, rel=1e-9)
+    assert velo.pa(120.0) == pytest.approx(30.0)  # +x rotated 120 deg = PA 30 (east left)
