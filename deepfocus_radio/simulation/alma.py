@@ -269,8 +269,8 @@ def simulate_alma_cube(config=None, *, seed, workers=None):
     measure_sources(sources, clean=result.clean, dirty_signal=result.dirty_signal, noise_rms=noise_rms)
     header = _alma_header(config, obs, beam, pixel_arcsec, seed, max_baseline)
     return SimulatedCube(
-        dirty=(result.dirty_signal + result.noise).astype(np.float32), clean=result.clean.astype(np.float32),
-        sky=apparent.astype(np.float32), psf=result.psf.astype(np.float32), beam=beam, header=header,
+        dirty=result.dirty_signal + result.noise, clean=result.clean,
+        sky=apparent.astype(np.float32), psf=result.psf, beam=beam, header=header,
         noise_rms=noise_rms, sources=_source_table(sources, header),
         pb=None if pb is None else pb.astype(np.float32), meta={"observation": obs, "seed": seed},
     )

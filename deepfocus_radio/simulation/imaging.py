@@ -44,6 +44,11 @@ def _wrapped_offsets(size):
     return (np.arange(size) + size // 2) % size - size // 2
 
 
+def _mirror(grid):
+    """``grid[-k mod M]``: the grid at the opposite uv cell (visibility conjugates)."""
+    return np.roll(grid[::-1, ::-1], 1, axis=(0, 1))
+
+
 def gaussian_kernel(beam_fwhm_pixels, shape, *, centred=False):
     """Peak-1 elliptical Gaussian sampled on a grid.
 
@@ -118,29 +123,31 @@ class UVSampling:
     robust: float = 0.0
 
     def _cells(self, frequency):
-        """Flat grid indices of the samples and of their mirrors ``(-u, -v)``, on the image
-        grid and on the padded (twice as large) grid; samples outside the image's uv
-        extent are dropped."""
+        """Flat grid indices of the samples on the image grid and on the padded (twice as
+        large) grid; samples outside the image's uv extent are dropped."""
         ny, nx = self.shape
         scale = frequency / _SPEED_OF_LIGHT * self.pixel_scale
         # x grows to the west on the sky (east to the left), so u maps to -kx.
-        ku = -self.u_m * scale * nx
-        kv = self.v_m * scale * ny
-        keep = (np.abs(ku) < nx // 2 - 0.5) & (np.abs(kv) < ny // 2 - 0.5)
-        ku, kv = ku[keep], kv[keep]
-        out = []
+        ku = self.u_m * (-scale * nx)
+        kv = self.v_m * (scale * ny)
+        limit_u, limit_v = nx // 2 - 0.5, ny // 2 - 0.5
+        if np.abs(self.u_m).max() * scale * nx >= limit_u or np.abs(self.v_m).max() * scale * ny >= limit_v:
+            keep = (np.abs(ku) < limit_u) & (np.abs(kv) < limit_v)
+            ku, kv = ku[keep], kv[keep]
+        cells = []
         for factor in (1, 2):
-            iu = np.rint(ku * factor).astype(np.int64)
-            iv = np.rint(kv * factor).astype(np.int64)
-            gy, gx = factor * ny, factor * nx
-            out.append(((iv % gy) * gx + iu % gx, (-iv % gy) * gx + (-iu) % gx))
-        return out
+            iu = np.rint(ku * factor).astype(np.int32)
+            iv = np.rint(kv * factor).astype(np.int32)
+            cells.append((iv % (factor * ny)) * (factor * nx) + iu % (factor * nx))
+        return cells
 
-    def _weights(self, cells, mirror):
-        size = self.shape[0] * self.shape[1]
+    def _weights(self, cells):
+        """Per-sample weights (each sample stands for itself and its mirror)."""
+        ny, nx = self.shape
         if self.weighting == "natural":
             return np.ones(cells.size)
-        density = np.bincount(cells, minlength=size) + np.bincount(mirror, minlength=size)
+        counts = np.bincount(cells, minlength=ny * nx).reshape(ny, nx)
+        density = (counts + _mirror(counts)).ravel()
         per_sample = density[cells].astype(float)
         if self.weighting == "uniform":
             return 1.0 / per_sample
@@ -172,16 +179,15 @@ class UVSampling:
             When no baseline falls on the uv grid.
         """
         ny, nx = self.shape
-        (cells, mirror), (pad_cells, pad_mirror) = self._cells(frequency)
+        cells, pad_cells = self._cells(frequency)
         if cells.size == 0:
             raise ConfigError("no baseline falls on the uv grid: the pixel size is too large")
-        weights = self._weights(cells, mirror)
-        power = np.bincount(cells, weights**2, ny * nx) + np.bincount(mirror, weights**2, ny * nx)
-        size = 4 * ny * nx
-        grid = np.bincount(pad_cells, weights, size) + np.bincount(pad_mirror, weights, size)
-        grid *= size / grid.sum()
-        psf_hat = grid.reshape(2 * ny, 2 * nx)[:, : nx + 1]
-        return psf_hat, np.sqrt(power).reshape(ny, nx)
+        weights = self._weights(cells)
+        power = np.bincount(cells, weights**2, ny * nx).reshape(ny, nx)
+        grid = np.bincount(pad_cells, weights, 4 * ny * nx).reshape(2 * ny, 2 * nx)
+        grid += _mirror(grid)
+        grid *= grid.size / grid.sum()
+        return grid[:, : nx + 1], np.sqrt(power + _mirror(power))
 
     def psf(self, frequency):
         """Image-sized PSF of one channel, peak 1 at ``(ny // 2, nx // 2)``."""

@@ -2,7 +2,9 @@
 
 All convolutions are FFT products on a grid padded to twice the image size (no
 wrap-around), channel block by channel block to bound memory, with ``scipy.fft`` using
-``workers`` threads (results do not depend on the number of threads).
+``workers`` threads (results do not depend on the number of threads). The transforms run
+in single precision (relative errors ~1e-7, far below any noise level), which halves the
+time of the dominant step.
 """
 
 import os
@@ -11,7 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 import scipy.fft
 
-from deepfocus_radio.simulation.imaging import centred_crop, gaussian_kernel
+from deepfocus_radio.simulation.imaging import gaussian_kernel
 
 __all__ = ["Observation", "observe", "default_workers"]
 
@@ -29,7 +31,7 @@ def default_workers():
 
 @dataclass
 class Observation:
-    """Products of :func:`observe` (float64 arrays, shape (nchan, ny, nx)).
+    """Products of :func:`observe` (float32 arrays, shape (nchan, ny, nx)).
 
     Attributes
     ----------
@@ -52,11 +54,26 @@ class Observation:
 def _noise_plane(amplitude, rms, rng, workers):
     """One channel of noise: complex Gaussian visibilities shaped by ``amplitude``."""
     support = amplitude > 0
-    values = np.zeros(amplitude.shape, dtype=np.complex128)
+    values = np.zeros(amplitude.shape, dtype=np.complex64)
     draws = rng.standard_normal((2, int(support.sum())))
     values[support] = amplitude[support] * (draws[0] + 1j * draws[1])
     plane = scipy.fft.ifft2(values, workers=workers).real
-    return plane * (rms / np.sqrt(np.mean(plane**2)))
+    return plane * np.float32(rms / np.sqrt(np.mean(np.square(plane, dtype=np.float64))))
+
+
+def _forward(sky_block, padded, workers):
+    """``rfft2`` of the zero-padded sky, skipping the transforms of the all-zero rows."""
+    rows = scipy.fft.rfft(sky_block, n=padded[1], axis=-1, workers=workers)
+    return scipy.fft.fft(rows, n=padded[0], axis=-2, workers=workers)
+
+
+def _inverse(spectrum, rows, cols, padded, workers):
+    """``irfft2`` of ``spectrum`` on the padded grid, computing only the wanted rows.
+
+    ``rows`` and ``cols`` are slices or index arrays into the padded image.
+    """
+    partial = scipy.fft.ifft(spectrum, axis=-2, workers=workers)[..., rows, :]
+    return scipy.fft.irfft(partial, n=padded[1], axis=-1, workers=workers)[..., cols]
 
 
 def observe(sky, frequencies, *, psf_model, beam_fwhm_pixels, noise_rms, rng, workers=None):
@@ -87,20 +104,21 @@ def observe(sky, frequencies, *, psf_model, beam_fwhm_pixels, noise_rms, rng, wo
     nchan, ny, nx = sky.shape
     padded = (2 * ny, 2 * nx)
     has_signal = bool(np.any(sky))
-    beam_hat = scipy.fft.rfft2(gaussian_kernel(beam_fwhm_pixels, padded), workers=workers).real
-    out = Observation(*(np.zeros((nchan, ny, nx)) for _ in range(4)))
+    kernel = gaussian_kernel(beam_fwhm_pixels, padded).astype(np.float32)
+    beam_hat = scipy.fft.rfft2(kernel, workers=workers).real
+    # The image-sized PSF is centred on (ny // 2, nx // 2): rows/columns wrap around 0.
+    psf_rows, psf_cols = (np.arange(ny) - ny // 2) % padded[0], (np.arange(nx) - nx // 2) % padded[1]
+    out = Observation(*(np.zeros((nchan, ny, nx), dtype=np.float32) for _ in range(4)))
     for start in range(0, nchan, _BLOCK):
         block = slice(start, min(start + _BLOCK, nchan))
         grids = [psf_model.channel(freq) for freq in frequencies[block]]
-        psf_hat = np.stack([grid[0] for grid in grids])
-        out.psf[block] = centred_crop(scipy.fft.irfft2(psf_hat, s=padded, workers=workers), (ny, nx))
+        psf_hat = np.stack([grid[0] for grid in grids]).astype(np.float32)
+        out.psf[block] = _inverse(psf_hat, psf_rows, psf_cols, padded, workers)
         for k, (_, amplitude) in enumerate(grids):
             out.noise[start + k] = _noise_plane(amplitude, noise_rms[start + k], rng, workers)
         if not has_signal:
             continue
-        sky_pad = np.zeros((block.stop - start, *padded))
-        sky_pad[:, :ny, :nx] = sky[block]
-        sky_hat = scipy.fft.rfft2(sky_pad, workers=workers)
-        out.dirty_signal[block] = scipy.fft.irfft2(sky_hat * psf_hat, s=padded, workers=workers)[:, :ny, :nx]
-        out.clean[block] = scipy.fft.irfft2(sky_hat * beam_hat, s=padded, workers=workers)[:, :ny, :nx]
+        sky_hat = _forward(sky[block].astype(np.float32), padded, workers)
+        out.dirty_signal[block] = _inverse(sky_hat * psf_hat, slice(0, ny), slice(0, nx), padded, workers)
+        out.clean[block] = _inverse(sky_hat * beam_hat, slice(0, ny), slice(0, nx), padded, workers)
     return out

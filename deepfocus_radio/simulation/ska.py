@@ -165,8 +165,8 @@ def simulate_ska_cube(config=None, *, seed, workers=None):
     header = _ska_header(config, obs, beam, seed)
     table = _source_table(galaxies, header, _COLUMNS)
     return SimulatedCube(
-        dirty=(result.dirty_signal + result.noise).astype(np.float32), clean=result.clean.astype(np.float32),
-        sky=sky.astype(np.float32), psf=result.psf.astype(np.float32), beam=beam, header=header,
+        dirty=result.dirty_signal + result.noise, clean=result.clean,
+        sky=sky.astype(np.float32), psf=result.psf, beam=beam, header=header,
         noise_rms=noise_rms, sources=table, meta={"observation": obs, "seed": seed, "kind": "ska"},
     )
 
