@@ -10,10 +10,16 @@ key of the graph and is built once per process.
 
 import math
 import warnings
+from pathlib import Path
 
 import numpy as np
 
-from deepfocus_radio.exceptions import ConfigError, ModelMismatchError, TileShrunkWarning
+from deepfocus_radio.exceptions import (
+    ConfigError,
+    ModelMismatchError,
+    OutputExistsError,
+    TileShrunkWarning,
+)
 from deepfocus_radio.inference.graph import build_prediction_graph, channel_sigma
 from deepfocus_radio.inference.runner import ModelSpec, model_geometry, resolve_device
 from deepfocus_radio.inference.tiling import BLEND_MODES, TileLayout
@@ -97,13 +103,13 @@ def resolve_tiling(shape, module, spatial_dims, *, tile=None, halo=None, batch_s
     batch_size = DEFAULT_BATCH_SIZE if batch_size is None else batch_size
     if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
         raise ConfigError(f"batch_size={batch_size!r} must be a positive integer")
-    tile = _shrink(tile, halo, shape, _size_multiple(module))
     for axis, (t, h) in enumerate(zip(tile, halo)):
         if t <= 2 * h:
             raise ConfigError(
                 f"tile={tile} and halo={halo}: on axis {('chan', 'y', 'x')[axis]} the tile must "
                 f"be larger than twice the halo (tile {t} <= 2 x {h}); enlarge tile or reduce halo"
             )
+    tile = _shrink(tile, halo, shape, _size_multiple(module))  # stays > 2 * halo
     return TilingSettings(tile, halo, int(batch_size), blend, _per_block(shape, tile, halo,
                                                                         int(batch_size)))
 
@@ -212,7 +218,10 @@ def predict_tiled(array, model, *, tile=None, halo=None, batch_size=None, blend=
     from deepfocus_radio.io._compute import compute
     from deepfocus_radio.models import load_model
 
+    if out is not None and Path(out).exists() and not overwrite:
+        raise OutputExistsError(f"{out} exists; pass overwrite=True (--overwrite) to replace it")
     module = load_model(model)
+    device = resolve_device(device)
     is_dask = isinstance(array, da.Array)
     data = array if is_dask else np.asarray(array)
     spatial_dims = _check_model(module, data.ndim)
@@ -222,7 +231,7 @@ def predict_tiled(array, model, *, tile=None, halo=None, batch_size=None, blend=
                               batch_size=batch_size, blend=blend)
     layout = TileLayout(data.shape, settings.tile, settings.halo, settings.per_block,
                         settings.blend, _size_multiple(module))
-    spec = ModelSpec(module, device=resolve_device(device), spatial_dims=spatial_dims,
+    spec = ModelSpec(module, device=device, spatial_dims=spatial_dims,
                      threads=threads, amp=amp)
     source = data if is_dask else da.from_array(data, chunks=layout.chunks)
     sigma = channel_sigma(source, noise)

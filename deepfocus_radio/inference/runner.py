@@ -16,10 +16,12 @@ import numpy as np
 
 from deepfocus_radio.exceptions import ConfigError, ModelMismatchError
 
-__all__ = ["ModelSpec", "resolve_device", "model_geometry", "run_tiles", "clear_model_cache"]
+__all__ = ["ModelSpec", "resolve_device", "model_geometry", "run_tiles", "clear_model_cache",
+           "build_count"]
 
 _CACHE = {}
 _CACHE_LOCK = threading.Lock()
+_BUILD_COUNT = [0]  # networks built in this process (read by tests through build_count)
 
 
 def resolve_device(device=None):
@@ -133,7 +135,10 @@ class ModelSpec:
 
     def build(self):
         """The network on ``self.device`` in eval mode, from this process's cache."""
-        cache_key = (self.key, self.device, self.amp)
+        # In the process that made the spec, the module object itself is part of the key
+        # (two modules with equal weights may differ in code); elsewhere the digest is.
+        local = None if self._module is None else id(self._module)
+        cache_key = (self.key, self.device, self.amp, local)
         with _CACHE_LOCK:
             module = _CACHE.get(cache_key)
             if module is None:
@@ -144,6 +149,7 @@ class ModelSpec:
     def _build_uncached(self):
         import torch
 
+        _BUILD_COUNT[0] += 1
         if self.threads:
             torch.set_num_threads(int(self.threads))
         if self._module is not None:
@@ -159,6 +165,11 @@ class ModelSpec:
 
             module = cloudpickle.loads(self._payload[1])
         return module.to(torch.device(self.device)).eval()
+
+
+def build_count():
+    """Number of networks this process has built from specs (each is then cached)."""
+    return _BUILD_COUNT[0]
 
 
 def clear_model_cache():

@@ -59,7 +59,7 @@ def _open_or_create(work, layout, fingerprint, metadata):
 
     if work.exists():
         try:
-            group = zarr.open_group(work, mode="r+")
+            group = zarr.open_group(work, mode="r+", use_consolidated=False)
             if group.attrs["deepfocus_radio"].get("fingerprint") == fingerprint:
                 return group[VARIABLE], group[DONE_ARRAY]
         except (KeyError, FileNotFoundError, ValueError, TypeError):
@@ -76,7 +76,7 @@ def _open_or_create(work, layout, fingerprint, metadata):
         beam=metadata.get("beam"),
         attrs={**metadata.get("attrs", {}), "fingerprint": fingerprint, "complete": False},
     )
-    group = zarr.open_group(work, mode="r+")
+    group = zarr.open_group(work, mode="r+", use_consolidated=False)
     done = group.create_array(DONE_ARRAY, shape=layout.grid, dtype=np.uint8, chunks=(1, 1, 1),
                               fill_value=0, dimension_names=["block_chan", "block_y", "block_x"])
     return array, done
@@ -135,7 +135,7 @@ def predict_to_store(source, spec, layout, settings, sigma, out, *, overwrite, c
     graph = HighLevelGraph.from_collections(name, dsk, dependencies=[source])
     marks = da.Array(graph, name, chunks=tuple((1,) * n for n in layout.grid), dtype=np.uint8)
     compute(marks, client=client, desc="predict", progress=progress, num_workers=num_workers)
-    group = zarr.open_group(work, mode="r+")
+    group = zarr.open_group(work, mode="r+", use_consolidated=False)
     del group[DONE_ARRAY]
     attrs = dict(group.attrs["deepfocus_radio"])
     attrs["complete"] = True
