@@ -216,13 +216,15 @@ class GaussianPSF:
     beam_fwhm_pixels: tuple
     shape: tuple
 
-    def channel(self, frequency):
-        """Same outputs as :meth:`UVSampling.channel` (``frequency`` is not used)."""
+    def __post_init__(self):
         ny, nx = self.shape
         kernel = gaussian_kernel(self.beam_fwhm_pixels, (2 * ny, 2 * nx))
-        psf_hat = scipy.fft.rfft2(kernel).real
-        amplitude = np.abs(scipy.fft.fft2(gaussian_kernel(self.beam_fwhm_pixels, self.shape)))
-        return psf_hat, amplitude
+        self._psf_hat = scipy.fft.rfft2(kernel).real
+        self._amplitude = np.abs(scipy.fft.fft2(gaussian_kernel(self.beam_fwhm_pixels, self.shape)))
+
+    def channel(self, frequency):
+        """Same outputs as :meth:`UVSampling.channel` (``frequency`` is not used)."""
+        return self._psf_hat, self._amplitude
 
     def psf(self, frequency):
         """Image-sized PSF, peak 1 at ``(ny // 2, nx // 2)``."""
