@@ -38,14 +38,14 @@ def _open_input(cube, model_dims):
 
 
 def _cube_in_jy_per_beam(cube):
-    from deepfocus_radio.io.zarr_store import to_common_beam
+    from deepfocus_radio.io.zarr_store import cube_beam, to_common_beam
 
     if not hasattr(cube, "spectral_axis"):
         raise InputDataError(
             f"{type(cube).__name__} has no spectral axis; deconvolve needs a spectral cube"
         )
     cube = to_common_beam(cube)
-    if getattr(cube, "beam", None) is None:
+    if cube_beam(cube) is None:
         raise InputDataError("the cube has no beam (BMAJ/BMIN/BPA); deconvolve restores to the "
                              "input's beam: add the beam to the header (e.g. cube.with_beam)")
     if cube.unit != _JY_BEAM:

@@ -11,6 +11,7 @@ from deepfocus_radio.io._compute import atomic_directory
 from deepfocus_radio.io.fits import FitsImage, is_fits, quiet_wcs_fixes
 from deepfocus_radio.io.zarr_store import (
     check_destination,
+    cube_beam,
     create_store,
     cube_to_zarr,
     default_chunks,
@@ -221,4 +222,4 @@ def _to_numpy_cube(cube):
     with quiet_wcs_fixes():
         if hasattr(cube, "beams"):
             return VaryingResolutionSpectralCube(data, cube.wcs, beams=cube.beams, **kwargs)
-        return SpectralCube(data, cube.wcs, beam=getattr(cube, "beam", None), **kwargs)
+        return SpectralCube(data, cube.wcs, beam=cube_beam(cube), **kwargs)

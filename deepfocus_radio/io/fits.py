@@ -357,7 +357,10 @@ def _array_and_header(data, header):
     from spectral_cube.spectral_cube import BaseSpectralCube
 
     if isinstance(data, BaseSpectralCube):
+        from deepfocus_radio.io.zarr_store import _bunit
+
         out = data.header.copy()
+        out["BUNIT"] = _bunit(data.unit)  # "Jy/beam" as CASA writes it
         if header is not None:
             out.update(header)
         return data._get_filled_data(fill=np.nan), out

@@ -29,6 +29,8 @@ __all__ = [
     "open_zarr_cube",
     "write_dask_to_store",
     "cube_to_zarr",
+    "cube_beam",
+    "to_common_beam",
 ]
 
 #: Name of the data array inside a store.
@@ -129,7 +131,7 @@ def create_store(path, *, shape, dtype, chunks, header, unit, beam, attrs=None):
 
     group = zarr.open_group(path, mode="w-", zarr_format=3)
     header = header.copy()
-    header["BUNIT"] = unit.to_string("fits") if unit != u.dimensionless_unscaled else ""
+    header["BUNIT"] = _bunit(unit)
     if beam is not None:
         header.update(beam.to_header_keywords())
     group.attrs.update(
@@ -165,6 +167,13 @@ def consolidate(path):
         # zarr notes that consolidated metadata is not yet in the v3 spec; xarray uses it.
         warnings.simplefilter("ignore", ZarrUserWarning)
         zarr.consolidate_metadata(path)
+
+
+def _bunit(unit):
+    """BUNIT text: "Jy/beam" as CASA writes it, else the FITS standard string."""
+    if unit == u.dimensionless_unscaled:
+        return ""
+    return "Jy/beam" if unit == u.Jy / u.beam else unit.to_string("fits")
 
 
 def _beam_keywords(beam):
@@ -300,7 +309,7 @@ def cube_to_zarr(cube, dst, *, chunks=None, overwrite=False, progress=True, clie
             chunks=default_chunks(data.shape, chunks),
             header=cube.header,
             unit=cube.unit,
-            beam=getattr(cube, "beam", None),
+            beam=cube_beam(cube),
             attrs={"source": "SpectralCube"},
         )
         write_dask_to_store(data.astype(array.dtype), array, client=client, progress=progress)
@@ -309,9 +318,21 @@ def cube_to_zarr(cube, dst, *, chunks=None, overwrite=False, progress=True, clie
 
 def to_common_beam(cube):
     """A single-beam cube: ``cube`` itself, or it convolved to its beams' common beam."""
-    if hasattr(cube, "beams") and not hasattr(cube, "beam"):
+    from spectral_cube import VaryingResolutionSpectralCube
+
+    if isinstance(cube, VaryingResolutionSpectralCube):
         return cube.convolve_to(cube.beams.common_beam())
     return cube
+
+
+def cube_beam(cube):
+    """The beam of a single-beam cube, or None when it has none."""
+    from spectral_cube.utils import NoBeamError
+
+    try:
+        return cube.beam
+    except (AttributeError, NoBeamError):
+        return None
 
 
 def check_destination(dst, overwrite):
