@@ -20,7 +20,15 @@ from deepfocus_radio.simulation.sky import (
     render_sky,
 )
 
-__all__ = ["simulate_alma_cube", "draw_observation", "choose_pixel_scale", "measure_sources", "as_config", "inside_fraction"]
+__all__ = [
+    "simulate_alma_cube",
+    "draw_observation",
+    "choose_pixel_scale",
+    "measure_sources",
+    "as_config",
+    "inside_fraction",
+    "seed_card",
+]
 
 _C_M_S = 299792458.0
 
@@ -34,6 +42,13 @@ def as_config(config, cls):
     if hasattr(config, "keys"):
         return cls.from_mapping(config)
     raise ConfigError(f"config must be a {cls.__name__}, a mapping or None, got {type(config).__name__}")
+
+
+def seed_card(seed):
+    """The seed as a short FITS card value (the entropy of a SeedSequence)."""
+    if isinstance(seed, np.random.SeedSequence):
+        return f"{seed.entropy}/{'-'.join(map(str, seed.spawn_key))}"[:68]
+    return str(seed)[:68]
 
 
 def _uniform(rng, bounds):
@@ -207,7 +222,7 @@ def _source_table(sources, header, columns=_COLUMNS):
 def _alma_header(config, obs, beam, pixel_arcsec, seed, max_baseline):
     cards = [
         ("OBJECT", "deepfocus_radio ALMA-like simulation", ""),
-        ("DFSEED", str(seed), "simulation seed"),
+        ("DFSEED", seed_card(seed), "simulation seed"),
         ("DFWEIGHT", config.weighting, "visibility weighting"),
         ("DFROBUST", round(obs["robust"], 6), "Briggs robust parameter"),
         ("DFNOISE", obs["noise_rms"], "[Jy/beam] noise rms per channel"),
@@ -239,6 +254,19 @@ def simulate_alma_cube(config=None, *, seed, workers=None):
     Returns
     -------
     SimulatedCube
+        ``sources`` holds, per source, the DESIGN.md columns and ``line_peak`` (Jy, line
+        flux density at the line centre), ``continuum`` (Jy at channel 0) and
+        ``spectral_index``, ``blended`` and ``pb_gain``. ``flux`` is the intrinsic line flux
+        (Jy km/s); with ``primary_beam=True`` the cubes are attenuated (as a CASA image
+        without primary-beam correction), so their integrated flux is ``flux * pb_gain``.
+
+    Notes
+    -----
+    Steps: draw the set-up; make uv tracks of the array; pick the pixel size so that the
+    restoring beam (Gaussian fit to the lowest-frequency PSF) has the drawn FWHM in
+    pixels; draw sources and scale each to its target SNR; render the sky (Jy/pixel);
+    image it per channel (:func:`~deepfocus_radio.simulation.observe.observe`); measure
+    ``peak`` and ``snr`` on the noise-free cubes.
     """
     config = as_config(config, AlmaConfig)
     rng = np.random.default_rng(seed)

@@ -361,3 +361,23 @@ def _validate_common(config):
         )
     setter(config, "integration_time",
            _as_number("integration_time", config.integration_time, low=0.0, low_open=True))
+    _check_elevation(config)
+
+
+def _check_elevation(config):
+    """Refuse tracks that would observe below the horizon.
+
+    The elevation falls with ``|hour angle|`` and is unimodal in declination, so its
+    minimum over the allowed ranges is at one of their corners.
+    """
+    lat = math.radians(config.site_latitude)
+    worst_hour = math.radians(15.0 * max(abs(h) for h in config.hour_angle_range))
+    for dec in config.declination_range:
+        d = math.radians(dec)
+        sin_el = math.sin(lat) * math.sin(d) + math.cos(lat) * math.cos(d) * math.cos(worst_hour)
+        if sin_el <= 0.0:
+            raise ConfigError(
+                f"declination_range and hour_angle_range put the source below the horizon at "
+                f"site_latitude {config.site_latitude:g} deg (declination {dec:g} deg, hour angle "
+                f"{math.degrees(worst_hour) / 15.0:g} h); narrow them"
+            )

@@ -15,6 +15,7 @@ from deepfocus_radio.simulation.alma import (
     as_config,
     draw_observation,
     measure_sources,
+    seed_card,
 )
 from deepfocus_radio.simulation.array import builtin_array, hour_angle_samples, read_antenna_file, uv_tracks
 from deepfocus_radio.simulation.config import SkaConfig
@@ -112,7 +113,7 @@ def _add_disc(sky, gal, obs, beam_px, config):
 def _ska_header(config, obs, beam, seed):
     cards = [
         ("OBJECT", "deepfocus_radio SKA-like HI simulation", ""),
-        ("DFSEED", str(seed), "simulation seed"),
+        ("DFSEED", seed_card(seed), "simulation seed"),
         ("DFPSF", config.psf_model, "dirty beam model"),
         ("DFNOISE", obs["noise_rms"], "[Jy/beam] noise rms per channel"),
     ]

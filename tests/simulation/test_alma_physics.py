@@ -149,7 +149,8 @@ def test_line_centre_and_width_match_truth(tmp_path):
     spectrum = _written(cube, tmp_path, "clean").unitless_filled_data[:].sum(axis=(1, 2))
     row = cube.sources[0]
     channels = np.arange(spectrum.size)
-    (_, centre, sigma), _ = curve_fit(_gaussian, channels, spectrum, p0=(spectrum.max(), channels[np.argmax(spectrum)], 2))
+    start = (spectrum.max(), channels[np.argmax(spectrum)], 2.0)
+    (_, centre, sigma), _ = curve_fit(_gaussian, channels, spectrum, p0=start)
     assert centre == pytest.approx(row["z"], abs=0.2)
     assert 2.3548 * abs(sigma) == pytest.approx(row["fwhm_z"], rel=0.05)
     assert row["freq"] == pytest.approx(cube.header["CRVAL3"] + row["z"] * cube.header["CDELT3"])

@@ -32,6 +32,7 @@ from deepfocus_radio.simulation.array import builtin_array, read_antenna_file
         ({"max_baseline_range": (0.0, 100.0)}, "max_baseline_range must be > 0"),
         ({"track_hours_range": (7.0, 8.0)}, "track_hours_range starts at 7 h"),
         ({"antenna_file": "/nonexistent/alma.cfg"}, "antenna_file: cannot read antenna file"),
+        ({"declination_range": (50.0, 60.0)}, "put the source below the horizon"),
     ],
 )
 def test_invalid_alma_settings_name_the_setting(settings, message):
