@@ -1,10 +1,11 @@
 """Characterization of detected sources: positions, fluxes, sizes, line widths, SNR.
 
-For each detection, in a cutout padded by two beams on the sky and four channels:
+For each detection, in a cutout padded by two beams on the sky and six channels:
 
-- the mask is optionally *dilated* (one voxel at a time, never into other sources or
-  blanked voxels) while the enclosed flux still grows by more than 2%, so that a mask cut
-  at a few sigma does not miss the source's wings;
+- the mask is optionally *dilated* (one voxel at a time, at most two beams, never into
+  other sources or blanked voxels) while each new shell adds more than 0.5% of the flux
+  plus the noise of its sum (noise of the searched cube, ``searched_noise``), so that a mask cut at a few sigma does not miss the
+  source's wings;
 - ``peak`` is the maximum of the searched cube in the (undilated) mask, ``snr`` is
   ``peak`` over the dirty-cube noise at the peak's channel;
 - ``x, y, z`` is the brightness-weighted centroid of the positive voxels of the mask,
@@ -43,7 +44,7 @@ from deepfocus_radio.sources.catalog import catalog_from_rows
 __all__ = ["characterize_sources", "SkyGeometry"]
 
 #: Relative flux growth below which mask dilation stops.
-DILATION_TOLERANCE = 0.02
+DILATION_TOLERANCE = 0.005
 
 
 class SkyGeometry:
@@ -122,8 +123,8 @@ class SkyGeometry:
 
 
 def characterize_sources(cube, detections, *, noise, wcs=None, beam=None, spectral_axis=None,
-                         dilate=True, noise_correlation_area=None, provenance=None,
-                         progress=False):
+                         dilate=True, searched_noise=None, noise_correlation_area=None,
+                         provenance=None, progress=False):
     """Measure each detection and return the source catalogue.
 
     Parameters
@@ -142,6 +143,10 @@ def characterize_sources(cube, detections, *, noise, wcs=None, beam=None, spectr
         Channel frequencies overriding the WCS's spectral axis.
     dilate : bool, optional
         Grow masks while the flux grows (see the module notes).
+    searched_noise : float or array-like of shape (nchan,), optional
+        Noise rms per channel of the searched cube itself, only to stop mask dilation once
+        a shell adds no more than its noise (default: ``noise``). For a network output,
+        whose noise is lower than the dirty cube's, pass its own robust noise.
     noise_correlation_area : float, optional
         Pixels over which the noise is correlated, for ``flux_err`` (default: beam area).
     provenance : dict, optional
@@ -184,8 +189,10 @@ def characterize_sources(cube, detections, *, noise, wcs=None, beam=None, spectr
         )
     scale, units = _unit_scale(reader)
     geometry = SkyGeometry(wcs, beam, reader.shape[0], spectral_axis=spectral_axis)
-    noise = np.broadcast_to(np.asarray(u.Quantity(noise).value, float), (reader.shape[0],))
-    meas = _Measurer(reader, detections, geometry, noise * scale, scale, dilate,
+    noise = _per_channel(noise, reader) * scale
+    searched_noise = noise if searched_noise is None else _per_channel(searched_noise,
+                                                                       reader) * scale
+    meas = _Measurer(reader, detections, geometry, (noise, searched_noise), scale, dilate,
                      noise_correlation_area or geometry.beam_area)
     rows = [meas.measure(i) for i in _progress(range(len(detections)), progress)]
     meta = _catalog_meta(geometry, detections, provenance)
@@ -194,6 +201,10 @@ def characterize_sources(cube, detections, *, noise, wcs=None, beam=None, spectr
         warnings.warn("no sources were detected; the catalogue is empty", NoSourcesFoundWarning,
                       stacklevel=2)
     return table
+
+
+def _per_channel(noise, reader):
+    return np.broadcast_to(np.asarray(u.Quantity(noise).value, float), (reader.shape[0],))
 
 
 def _progress(iterable, enabled):
@@ -243,9 +254,10 @@ class _Measurer:
 
     def __init__(self, reader, detections, geometry, noise, scale, dilate, corr_area):
         self.reader, self.detections, self.geo = reader, detections, geometry
-        self.noise, self.scale, self.dilate, self.corr_area = noise, scale, dilate, corr_area
+        self.noise, self.searched_noise = noise
+        self.scale, self.dilate, self.corr_area = scale, dilate, corr_area
         pad_xy = int(np.ceil(2 * geometry.beam_fwhm_pix)) + 2
-        self.pad = (0 if reader.ndim == 2 else 4, pad_xy, pad_xy)
+        self.pad = (0 if reader.ndim == 2 else 6, pad_xy, pad_xy)
         boxes = [seg.slices for seg in detections.segments]
         self._lo = np.array([[s.start for s in box] for box in boxes], dtype=int).reshape(-1, 3)
         self._hi = np.array([[s.stop for s in box] for box in boxes], dtype=int).reshape(-1, 3)
@@ -275,7 +287,9 @@ class _Measurer:
     def measure(self, index):
         box, data, own, others = self._cutout(index)
         origin = np.array([b.start for b in box], dtype=float)
-        mask = self._dilate(data, own, others) if self.dilate else own
+        sigma = np.nan_to_num(self.noise[box[0]], nan=0.0)
+        stop_sigma = np.nan_to_num(self.searched_noise[box[0]], nan=0.0)
+        mask = self._dilate(data, own, others, stop_sigma) if self.dilate else own
         peak_index = np.unravel_index(np.argmax(np.where(own, data, -np.inf)), data.shape)
         peak = float(data[peak_index])
         sigma_peak = float(self.noise[box[0].start + peak_index[0]])
@@ -287,26 +301,32 @@ class _Measurer:
         if self.reader.ndim == 3:
             row.update(z=z, freq=self.geo.frequency(z))
         dv = self.geo.velocity_width(z) if self.reader.ndim == 3 else 1.0
-        row.update(self._flux(data, mask, box, dv))
+        row.update(self._flux(data, mask, sigma, dv))
         row.update(self._size(data, mask, others, snr))
         if self.reader.ndim == 3:
             row.update(self._line(data, mask, others, dv))
         return row
 
-    def _dilate(self, data, own, others):
+    def _dilate(self, data, own, others, sigma):
         allowed = ~others & np.isfinite(data)
         mask = own.copy()
         flux = np.nansum(data[mask])
         structure = ndimage.generate_binary_structure(3, 1)
         if self.reader.ndim == 2:
             structure[0] = structure[2] = False
-        for _ in range(int(np.ceil(self.geo.beam_fwhm_pix)) + 1):
+        for _ in range(int(np.ceil(2 * self.geo.beam_fwhm_pix)) + 1):
             grown = ndimage.binary_dilation(mask, structure) & allowed
-            added = np.nansum(data[grown & ~mask])
-            if flux <= 0 or added <= DILATION_TOLERANCE * flux:
+            shell = grown & ~mask
+            added = np.nansum(data[shell])
+            if flux <= 0 or added <= DILATION_TOLERANCE * flux + self._sum_noise(shell, sigma):
                 break
             mask, flux = grown, flux + added
         return mask
+
+    def _sum_noise(self, mask, sigma):
+        """Noise rms of the sum of the brightness over ``mask`` (see the module notes)."""
+        n_c = mask.sum(axis=(1, 2)).astype(float)
+        return float(np.sqrt(np.sum(sigma**2 * n_c * np.minimum(n_c, self.corr_area))))
 
     @staticmethod
     def _centroid(data, mask, peak_index):
@@ -317,13 +337,10 @@ class _Measurer:
         grids = np.indices(data.shape)
         return np.array([(g * weights).sum() / total for g in grids])
 
-    def _flux(self, data, mask, box, dv):
-        per_channel = np.nansum(np.where(mask, data, 0.0), axis=(1, 2))
-        n_c = mask.sum(axis=(1, 2)).astype(float)
-        sigma = np.nan_to_num(self.noise[box[0]], nan=0.0)
-        variance = np.sum(sigma**2 * n_c * np.minimum(n_c, self.corr_area))
+    def _flux(self, data, mask, sigma, dv):
+        total = np.nansum(np.where(mask, data, 0.0))
         area = self.geo.beam_area
-        return {"flux": per_channel.sum() / area * dv, "flux_err": np.sqrt(variance) / area * dv}
+        return {"flux": total / area * dv, "flux_err": self._sum_noise(mask, sigma) / area * dv}
 
     def _size(self, data, mask, others, snr):
         channels = mask.any(axis=(1, 2))

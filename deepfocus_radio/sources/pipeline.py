@@ -168,6 +168,7 @@ def _run_stages(data, wcs, beam, model, stack, *, threshold, pb, progress, infer
                 detect_options):
     dirty_reader = CubeReader(data)
     noise = channel_noise(_PlaneView(dirty_reader))
+    searched_noise = None
     if model is None:
         searched, provenance = data, {"model": "none (dirty cube searched)"}
     elif dirty_reader.ndim == 2:
@@ -177,12 +178,14 @@ def _run_stages(data, wcs, beam, model, stack, *, threshold, pb, progress, infer
         searched = _deconvolved(data, model, scratch, progress=progress, **inference)
         provenance = {"model": str(searched.header.get("DFMODEL", model)),
                       "model_sha256": str(searched.header.get("DFSHA256", ""))}
+        searched_noise = channel_noise(_PlaneView(CubeReader(searched)))
     # noise in the searched cube's unit (the network returns Jy/beam)
     noise = noise * _unit_to_jy_beam(dirty_reader) / _unit_to_jy_beam(CubeReader(searched))
     detections = detect_sources(searched, noise=noise, noise_cube=data, wcs=wcs, beam=beam,
                                 threshold=threshold, progress=progress, **detect_options)
     table = characterize_sources(searched, detections, noise=noise, wcs=wcs, beam=beam,
-                                 provenance=provenance, progress=progress)
+                                 searched_noise=searched_noise, provenance=provenance,
+                                 progress=progress)
     if pb is not None:
         _correct_primary_beam(table, pb, dirty_reader.shape)
     return table

@@ -3,7 +3,9 @@
 import numpy as np
 import pytest
 
-from deepfocus_radio.sources import find_sources, score_catalog
+from deepfocus_radio.noise import channel_noise
+from deepfocus_radio.sources import (characterize_sources, detect_sources, find_sources,
+                                     score_catalog)
 
 
 @pytest.fixture(scope="module")
@@ -16,9 +18,14 @@ def simulated():
     return simulation.simulate_alma_cube(config, seed=3)
 
 
-def test_clean_cube_recovers_the_truth(simulated):
+def test_a_perfect_deconvolution_recovers_the_truth(simulated):
+    """Search the true clean cube with the dirty cube's noise, as after a perfect network."""
     truth = simulated.truth_catalog()
-    found = find_sources(simulated.to_spectral_cube("clean"), model=None, progress=False)
+    clean, dirty = simulated.to_spectral_cube("clean"), simulated.to_spectral_cube("dirty")
+    noise = channel_noise(dirty.filled_data[:].value)
+    detections = detect_sources(clean, noise=noise, noise_cube=dirty.filled_data[:].value)
+    found = characterize_sources(clean, detections, noise=noise,
+                                 searched_noise=channel_noise(clean.filled_data[:].value))
     report = score_catalog(found, truth)
     assert report.completeness == 1.0 and report.purity == 1.0
     assert abs(report.errors["flux"].median) < 0.02
