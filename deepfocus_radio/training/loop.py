@@ -6,7 +6,6 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import numpy as np
 import torch
 from tqdm.auto import tqdm
 
@@ -129,7 +128,8 @@ class _Run:
         torch.manual_seed(cfg["train"]["seed"])  # dropout and other in-training draws
         self.model = build_model(self.model_config, seed=cfg["train"]["seed"])
         self._init_from(cfg["train"]["init_from"])
-        self.model.to(self.device)
+        self.memory_format = _memory_format(self.device, self.model_config)
+        self.model.to(self.device, memory_format=self.memory_format)
         self.loss_fn = build_loss(cfg["loss"])
         self.optimizer = _make_optimizer(self.model, cfg["optim"])
         steps = math.ceil(len(self.bundle.datasets["Train"]) / cfg["train"]["batch_size"])
@@ -174,7 +174,6 @@ class _Run:
                                      source=str(self.output_dir / ckpt.LAST_NAME))
         state = ckpt.load_state(self.output_dir / ckpt.STATE_NAME)
         self.model.load_state_dict(last.state_dict())
-        self.model.to(self.device)
         self.optimizer.load_state_dict(state["optimizer"])
         self.schedule.load_state_dict(state["schedule"])
         self.grad_scaler.load_state_dict(state["grad_scaler"])
@@ -245,8 +244,11 @@ class _Run:
             progress.set_postfix(loss=f"{loss:.4g}")
         return total / count, {k: v / count for k, v in terms.items()}, count
 
+    def _inputs(self, inputs):
+        return inputs.to(self.device, memory_format=self.memory_format)
+
     def _step(self, inputs, targets):
-        inputs, targets = inputs.to(self.device), targets.to(self.device)
+        inputs, targets = self._inputs(inputs), targets.to(self.device)
         self.optimizer.zero_grad(set_to_none=True)
         with self._autocast():
             outputs = self.model(inputs)
@@ -266,7 +268,7 @@ class _Run:
         self.model.eval()
         total, count = 0.0, 0
         for inputs, targets in self._loader(dataset, list(range(len(dataset)))):
-            inputs, targets = inputs.to(self.device), targets.to(self.device)
+            inputs, targets = self._inputs(inputs), targets.to(self.device)
             with self._autocast():
                 outputs = self.model(inputs)
             total += float(self.loss_fn(outputs.float(), targets)) * len(inputs)
@@ -314,6 +316,14 @@ class _Run:
                            last_checkpoint=self.output_dir / ckpt.LAST_NAME,
                            best_epoch=self.best_epoch, best_val_loss=self.best_val_loss,
                            history=list(self.history), stopped_early=stopped)
+
+
+def _memory_format(device, model_config):
+    """channels_last_3d for 3D networks on CPU: oneDNN's 3D convolution backward is several
+    times faster in that layout than in the default one (measured with torch 2.13)."""
+    if device.type == "cpu" and model_config.get("spatial_dims", 3) == 3:
+        return torch.channels_last_3d
+    return torch.preserve_format
 
 
 def _make_optimizer(model, optim):

@@ -17,7 +17,7 @@ from deepfocus_radio.training.data import (
 from deepfocus_radio.training.prepare import build_datasets, model_config_for, split_dir
 from deepfocus_radio.training.scaling import TargetScaler
 
-from .helpers import SHAPE, cube_header, make_split
+from .helpers import SHAPE, cube_header
 
 
 def test_find_cubes_pairs_by_trailing_id(handmade_root):
