@@ -13,6 +13,7 @@ from deepfocus_radio.conventions import beam_area_pixels, channel_width_kms
 from deepfocus_radio.noise import robust_std
 from deepfocus_radio.simulation import AlmaConfig, simulate_alma_cube
 from deepfocus_radio.simulation.array import builtin_array, write_antenna_file
+from deepfocus_radio.simulation.imaging import fit_beam
 
 SMALL = dict(image_shape=(64, 64), n_channels_range=(16, 16), continuum_fraction=0.0, blend_fraction=0.0)
 
@@ -34,6 +35,13 @@ def test_psf_peaks_at_one_at_the_centre(tmp_path):
     np.testing.assert_allclose(psf[:, 32, 32], 1.0, rtol=1e-6)
     assert np.all(psf.max(axis=(1, 2)) <= 1.0 + 1e-6)
     assert psf.min() < -0.01  # real sidelobes, not a Gaussian
+    # The restoring beam is the fit to the main lobe of the lowest-frequency PSF.
+    assert cube.header["CDELT3"] > 0
+    lowest = fit_beam(psf[0].astype(float), cube.pixel_scale)
+    for attribute in ("major", "minor"):
+        assert getattr(lowest, attribute).to_value(u.arcsec) == pytest.approx(
+            getattr(cube.beam, attribute).to_value(u.arcsec), rel=1e-4)
+    assert fit_beam(psf[-1].astype(float), cube.pixel_scale).sr <= cube.beam.sr
 
 
 def test_lone_point_source_is_the_psf_centred_on_its_pixel(tmp_path):

@@ -213,3 +213,37 @@ def test_cube_header_and_atomic_fits_writer(tmp_path):
 
 def test_default_workers_is_small():
     assert 1 <= default_workers() <= 4
+
+
+def test_beam_orientation_follows_the_array_on_the_sky():
+    """A snapshot at zenith of an array stretched north-east has fringes along north-east,
+    so its beam is long in the perpendicular direction: PA 135 deg (north-west)."""
+    rng = np.random.default_rng(0)
+    along, across = rng.uniform(-500, 500, 30), rng.uniform(-60, 60, 30)
+    direction = np.array([np.sin(np.deg2rad(45.0)), np.cos(np.deg2rad(45.0))])  # (east, north) at PA 45
+    perpendicular = np.array([direction[1], -direction[0]])
+    enu = np.column_stack([along * direction[0] + across * perpendicular[0],
+                           along * direction[1] + across * perpendicular[1], np.zeros(30)])
+    u_m, v_m = uv_tracks(enu, latitude=-23.0, declination=-23.0, hour_angles=[0.0])
+    principal = np.linalg.eigh(np.cov(np.vstack([u_m, v_m])))[1][:, 1]  # (u = east, v = north)
+    assert np.rad2deg(np.arctan2(principal[0], principal[1])) % 180.0 == pytest.approx(45.0, abs=3.0)
+    sampling = UVSampling(u_m, v_m, (128, 128), 5e-8, "natural")
+    beam = fit_beam(sampling.psf(230e9), 5e-8 * u.rad)
+    assert beam.major > 3 * beam.minor
+    assert beam.pa.to_value(u.deg) == pytest.approx(135.0, abs=5.0)
+
+
+def test_natural_noise_is_correlated_like_the_psf():
+    from deepfocus_radio.simulation.observe import observe
+
+    u_m, v_m = _tracks(hours=1.0)
+    sampling = UVSampling(u_m, v_m, (64, 64), 1.2e-7, "natural")
+    frequencies = np.full(24, 230e9)
+    result = observe(np.zeros((24, 64, 64)), frequencies, psf_model=sampling, beam_fwhm_pixels=(4.0, 4.0, 0.0),
+                     noise_rms=np.full(24, 1.0), rng=np.random.default_rng(1), workers=1)
+    noise = result.noise.astype(float)
+    power = np.abs(np.fft.fft2(noise)) ** 2
+    autocorrelation = np.fft.fftshift(np.fft.ifft2(power.mean(axis=0)).real)
+    autocorrelation /= autocorrelation[32, 32]
+    np.testing.assert_allclose(autocorrelation[28:37, 28:37], result.psf[0, 28:37, 28:37], atol=0.06)
+    assert np.all(result.dirty_signal == 0) and np.all(result.clean == 0)
