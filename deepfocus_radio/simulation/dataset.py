@@ -24,6 +24,7 @@ from tqdm.auto import tqdm
 from deepfocus_radio.exceptions import ConfigError, OutputExistsError
 from deepfocus_radio.simulation.alma import as_config, simulate_alma_cube
 from deepfocus_radio.simulation.config import AlmaConfig, SkaConfig
+from deepfocus_radio.simulation.cube import PRODUCTS
 
 __all__ = ["simulate_dataset", "cube_seed", "SPLITS"]
 
@@ -74,6 +75,21 @@ def _write_table_atomic(table, path, fmt):
             tmp.unlink()
 
 
+def _remove_products(root):
+    """Delete the files a previous simulation wrote in ``root`` (and nothing else), so that
+    no stale cube of a larger earlier data set stays next to the new ones."""
+    for directory, prefix, _ in SPLITS:
+        split_dir = root / directory
+        if not split_dir.is_dir():
+            continue
+        stale = [p for name in PRODUCTS.values() for p in split_dir.glob(f"{name}_*.fits")]
+        stale += [split_dir / f"{prefix}_params.csv", split_dir / "truth.ecsv", split_dir / "sdc2_truth.csv"]
+        stale += list((split_dir / ".rows").glob("*.ecsv"))
+        for path in stale:
+            if path.is_file():
+                path.unlink()
+
+
 def _check_manifest(root, manifest, overwrite):
     """Write the manifest, or check that an existing data set used the same settings."""
     path = root / _MANIFEST
@@ -88,6 +104,8 @@ def _check_manifest(root, manifest, overwrite):
     if not path.exists() and root.is_dir() and any(root.iterdir()) and not overwrite:
         raise OutputExistsError(f"{root} exists and is not a deepfocus data set; use an empty directory "
                                 "or overwrite=True (--overwrite)")
+    if overwrite:
+        _remove_products(root)
     root.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + f".tmp{os.getpid()}")
     tmp.write_text(json.dumps(manifest, indent=2, sort_keys=True))

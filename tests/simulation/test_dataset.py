@@ -64,8 +64,15 @@ def test_dataset_refuses_other_settings_or_foreign_directories(tmp_path):
     simulate_dataset(tmp_path / "a", n_train=1, n_valid=0, n_test=0, config=TINY, seed=1, progress=False)
     with pytest.raises(OutputExistsError, match="made with other settings"):
         simulate_dataset(tmp_path / "a", n_train=1, n_valid=0, n_test=0, config=TINY, seed=2, progress=False)
+    (tmp_path / "a" / "Train" / "tclean_cube_0.fits").write_text("the user's own file")
+    simulate_dataset(tmp_path / "a", n_train=3, n_valid=0, n_test=0, config=TINY, seed=2, overwrite=True,
+                     progress=False)
+    assert (tmp_path / "a" / "Train" / "dirty_cube_2.fits").is_file()
+    # A smaller data set written over it leaves no stale cube behind, and the user's file alone.
     simulate_dataset(tmp_path / "a", n_train=1, n_valid=0, n_test=0, config=TINY, seed=2, overwrite=True,
                      progress=False)
+    assert sorted(p.name for p in (tmp_path / "a" / "Train").glob("dirty_cube_*")) == ["dirty_cube_0.fits"]
+    assert (tmp_path / "a" / "Train" / "tclean_cube_0.fits").read_text() == "the user's own file"
     (tmp_path / "b").mkdir()
     (tmp_path / "b" / "notes.txt").write_text("mine")
     with pytest.raises(OutputExistsError, match="is not a deepfocus data set"):
