@@ -217,3 +217,30 @@ def test_classifier_classes_and_out_channels(handmade_root):
 def test_handmade_header_is_valid():
     header = cube_header(SHAPE)
     assert header["BMAJ"] > header["BMIN"]
+
+
+def test_blank_channels_are_divided_by_one_and_fed_as_zero(tmp_path):
+    rng = np.random.default_rng(0)
+    data = rng.normal(0.0, 0.5, (3, 8, 8)).astype(np.float32)
+    data[1] = np.nan  # a blanked channel
+    fits.PrimaryHDU(data).writeto(tmp_path / "dirty_cube_1.fits")
+    fits.PrimaryHDU(np.nan_to_num(data)).writeto(tmp_path / "clean_cube_1.fits")
+    record = find_cubes(tmp_path)[0]
+    factors = NoiseCache("channel_noise").factors(record)
+    assert factors[1] == 1.0 and 0.3 < factors[0] < 0.8
+    dataset = DeconvolverDataset([record], crop_size=(3, 8, 8), noise=NoiseCache("none"))
+    dirty, _ = dataset[0]
+    assert torch.isfinite(dirty).all() and torch.all(dirty[0, 1] == 0)
+
+
+def test_datasets_pickle_without_their_memory_maps(handmade_root):
+    import pickle
+
+    records = find_cubes(handmade_root / "Train")
+    dataset = DeconvolverDataset(records, crop_size=(4, 8, 8), noise=NoiseCache("none"), seed=2)
+    first = dataset[0]
+    assert dataset._arrays  # opened lazily on first use
+    copy = pickle.loads(pickle.dumps(dataset))
+    assert copy._arrays == {}
+    again = copy[0]
+    assert torch.equal(first[0], again[0]) and torch.equal(first[1], again[1])

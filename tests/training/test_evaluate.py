@@ -106,3 +106,15 @@ def test_classifier_report(handmade_root, tmp_path):
     assert metrics["accuracy"] == pytest.approx(correct)
     assert {p.name for p in report.plots} == {"confusion_matrix.png", "learning_curves.png"}
     assert (report.output_dir / "predictions.csv").read_text().startswith("ID,x,y,z,true")
+
+
+def test_2d_deconvolver_with_ssim_loss(handmade_root, tmp_path):
+    config = deconvolver_config(handmade_root, tmp_path / "run", train={"epochs": 1},
+                                model={"spatial_dims": 2}, data={"crop_size": [16, 16]},
+                                loss={"terms": {"l1": 1.0, "ssim": 0.5}})
+    result = train(config)
+    assert {"train_l1", "train_ssim"} <= set(result.history[0])
+    report = evaluate(result.output_dir, progress=False, n_plots=0)
+    written = SpectralCube.read(str(report.predictions[0]))
+    assert written.shape == (16, 32, 32)
+    assert np.isfinite(report.metrics["prediction"]["ssim"])
