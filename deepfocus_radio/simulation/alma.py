@@ -28,6 +28,7 @@ __all__ = [
     "as_config",
     "inside_fraction",
     "seed_card",
+    "SOURCE_COLUMNS",
 ]
 
 _C_M_S = 299792458.0
@@ -205,11 +206,12 @@ def measure_sources(sources, *, clean, dirty_signal, noise_rms):
         src["snr"] = float(dirty_signal[box].max() / noise_rms[z])
 
 
-_COLUMNS = ("x", "y", "z", "flux", "peak", "fwhm_major", "fwhm_minor", "pa", "fwhm_z", "snr", "ra", "dec", "freq",
+#: Columns of ``SimulatedCube.sources`` (the ``*_params.csv`` rows, without ``ID``).
+SOURCE_COLUMNS = ("x", "y", "z", "flux", "peak", "fwhm_major", "fwhm_minor", "pa", "fwhm_z", "snr", "ra", "dec", "freq",
             "line_peak", "continuum", "spectral_index", "blended", "pb_gain")
 
 
-def _source_table(sources, header, columns=_COLUMNS):
+def _source_table(sources, header, columns=SOURCE_COLUMNS):
     wcs = WCS(header)
     for src in sources:
         ra, dec, freq = wcs.all_pix2world([[src["x"], src["y"], src["z"]]], 0)[0]

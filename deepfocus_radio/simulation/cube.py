@@ -12,12 +12,28 @@ from astropy.wcs import WCS
 from deepfocus_radio.conventions import channel_width_kms
 from deepfocus_radio.exceptions import ConfigError, InputDataError, OutputExistsError
 
-__all__ = ["SimulatedCube", "cube_header", "PRODUCTS", "write_fits_atomic"]
+__all__ = ["SimulatedCube", "cube_header", "PRODUCTS", "CATALOG_UNITS", "empty_catalog", "write_fits_atomic"]
 
 #: Data products and the file name prefix of each.
 PRODUCTS = {"dirty": "dirty_cube", "clean": "clean_cube", "psf": "psf_cube", "sky": "sky_cube", "pb": "pb_cube"}
 
 _BEAM_KEYS = ("BMAJ", "BMIN", "BPA")
+
+#: Columns of the truth catalogue (DESIGN.md schema) and their units.
+CATALOG_UNITS = {
+    "id": None, "x": u.pix, "y": u.pix, "z": u.pix, "ra": u.deg, "dec": u.deg, "freq": u.Hz,
+    "peak": u.Jy / u.beam, "flux": u.Jy * u.km / u.s, "fwhm_major": u.arcsec, "fwhm_minor": u.arcsec,
+    "pa": u.deg, "line_fwhm": u.km / u.s, "snr": None,
+}
+
+
+def empty_catalog():
+    """A truth catalogue with no rows (the columns and units of :data:`CATALOG_UNITS`)."""
+    table = QTable()
+    for name, unit in CATALOG_UNITS.items():
+        values = np.zeros(0, dtype=int if name == "id" else float)
+        table[name] = values if unit is None else values * unit
+    return table
 
 
 def cube_header(*, shape, pixel_scale, ra, dec, start_frequency, channel_width, rest_frequency,
@@ -214,22 +230,16 @@ class SimulatedCube:
         rows = self.sources
         scale = self.pixel_scale.to_value(u.arcsec)
         width = abs(self.header["CDELT3"]) * u.Hz
-        freq = np.asarray(rows["freq"], dtype=float) * u.Hz
+        column = {name: np.asarray(rows[name], dtype=float) for name in ("x", "y", "z", "ra", "dec", "freq", "peak",
+                                                                         "flux", "pa", "snr")}
+        column["id"] = np.arange(1, len(rows) + 1)
+        column["fwhm_major"] = np.asarray(rows["fwhm_major"], dtype=float) * scale
+        column["fwhm_minor"] = np.asarray(rows["fwhm_minor"], dtype=float) * scale
+        kms = channel_width_kms(width, column["freq"] * u.Hz).to_value(u.km / u.s)
+        column["line_fwhm"] = np.asarray(rows["fwhm_z"], dtype=float) * kms
         table = QTable()
-        table["id"] = np.arange(1, len(rows) + 1)
-        for name in ("x", "y", "z"):
-            table[name] = np.asarray(rows[name], dtype=float) * u.pix
-        table["ra"] = np.asarray(rows["ra"], dtype=float) * u.deg
-        table["dec"] = np.asarray(rows["dec"], dtype=float) * u.deg
-        table["freq"] = freq
-        table["peak"] = np.asarray(rows["peak"], dtype=float) * u.Jy / u.beam
-        table["flux"] = np.asarray(rows["flux"], dtype=float) * u.Jy * u.km / u.s
-        table["fwhm_major"] = np.asarray(rows["fwhm_major"], dtype=float) * scale * u.arcsec
-        table["fwhm_minor"] = np.asarray(rows["fwhm_minor"], dtype=float) * scale * u.arcsec
-        table["pa"] = np.asarray(rows["pa"], dtype=float) * u.deg
-        line_fwhm = np.asarray(rows["fwhm_z"], dtype=float) * channel_width_kms(width, freq).to_value(u.km / u.s)
-        table["line_fwhm"] = line_fwhm * u.km / u.s
-        table["snr"] = np.asarray(rows["snr"], dtype=float)
+        for name, unit in CATALOG_UNITS.items():
+            table[name] = column[name] if unit is None else column[name] * unit
         table.meta.update({"beam_major": self.beam.major.to(u.arcsec), "beam_minor": self.beam.minor.to(u.arcsec),
                            "beam_pa": self.beam.pa.to(u.deg), "origin": "deepfocus_radio simulate"})
         return table

@@ -24,7 +24,7 @@ from tqdm.auto import tqdm
 from deepfocus_radio.exceptions import ConfigError, OutputExistsError
 from deepfocus_radio.simulation.alma import as_config, simulate_alma_cube
 from deepfocus_radio.simulation.config import AlmaConfig, SkaConfig
-from deepfocus_radio.simulation.cube import PRODUCTS
+from deepfocus_radio.simulation.cube import PRODUCTS, empty_catalog
 
 __all__ = ["simulate_dataset", "cube_seed", "SPLITS"]
 
@@ -139,13 +139,30 @@ def _make_cube(simulate, config, split_dir, index, seed, kind, overwrite, worker
         _write_table_atomic(tables[name], rows_dir / f"{index}_{name}.ecsv", "ascii.ecsv")
 
 
+def _empty_table(name, kind):
+    """Table with the columns of a split's table and no rows (for a split of 0 cubes)."""
+    if name == "truth":
+        table = empty_catalog()
+    elif name == "sdc2":
+        from deepfocus_radio.simulation.ska import SDC2_COLUMNS
+
+        table = Table(names=SDC2_COLUMNS, dtype=[int] + [float] * (len(SDC2_COLUMNS) - 1))
+    else:
+        from deepfocus_radio.simulation import alma, ska
+
+        columns = (ska if kind == "ska" else alma).SOURCE_COLUMNS
+        table = Table(names=columns, dtype=[bool if column == "blended" else float for column in columns])
+    table.add_column(np.zeros(0, dtype=int), name="ID", index=0)
+    return table
+
+
 def _finish_split(split_dir, prefix, count, kind):
     """Concatenate the per-cube rows into the split's tables."""
     rows_dir = split_dir / ".rows"
     names = ["params", "truth"] + (["sdc2"] if kind == "ska" else [])
     for name in names:
         parts = [Table.read(rows_dir / f"{index}_{name}.ecsv", format="ascii.ecsv") for index in range(count)]
-        table = vstack(parts, metadata_conflicts="silent") if parts else Table(names=["ID"])
+        table = vstack(parts, metadata_conflicts="silent") if parts else _empty_table(name, kind)
         table.meta.clear()
         table.meta["origin"] = f"deepfocus_radio simulate ({kind})"
         if name == "truth":

@@ -24,7 +24,7 @@ from deepfocus_radio.simulation.hi import SPEED_OF_LIGHT_KMS, HIDisc, moment_siz
 from deepfocus_radio.simulation.imaging import GaussianPSF, UVSampling, fit_beam, gaussian_kernel
 from deepfocus_radio.simulation.observe import observe
 
-__all__ = ["simulate_ska_cube", "sdc2_table", "HI_REST_FREQUENCY", "SDC2_COLUMNS"]
+__all__ = ["simulate_ska_cube", "sdc2_table", "HI_REST_FREQUENCY", "SDC2_COLUMNS", "SOURCE_COLUMNS"]
 
 #: Rest frequency of the HI 21 cm line, Hz.
 HI_REST_FREQUENCY = 1420405751.768
@@ -32,7 +32,8 @@ HI_REST_FREQUENCY = 1420405751.768
 #: Columns of the SDC2 truth catalogue, in order.
 SDC2_COLUMNS = ("id", "ra", "dec", "hi_size", "line_flux_integral", "central_freq", "pa", "i", "w20")
 
-_COLUMNS = ("x", "y", "z", "flux", "peak", "fwhm_major", "fwhm_minor", "pa", "fwhm_z", "snr", "ra", "dec", "freq",
+#: Columns of ``SimulatedCube.sources`` (the ``*_params.csv`` rows, without ``ID``).
+SOURCE_COLUMNS = ("x", "y", "z", "flux", "peak", "fwhm_major", "fwhm_minor", "pa", "fwhm_z", "snr", "ra", "dec", "freq",
             "hi_size", "line_flux_integral", "pa_kinematic", "inclination", "w20", "w50", "blended")
 
 
@@ -164,7 +165,7 @@ def simulate_ska_cube(config=None, *, seed, workers=None):
                      rng=rng, workers=workers)
     measure_sources(galaxies, clean=result.clean, dirty_signal=result.dirty_signal, noise_rms=noise_rms)
     header = _ska_header(config, obs, beam, seed)
-    table = _source_table(galaxies, header, _COLUMNS)
+    table = _source_table(galaxies, header, SOURCE_COLUMNS)
     return SimulatedCube(
         dirty=result.dirty_signal + result.noise, clean=result.clean,
         sky=sky.astype(np.float32), psf=result.psf, beam=beam, header=header,

@@ -58,6 +58,11 @@ def test_an_interrupted_dataset_resumes(tmp_path):
     assert (root / "Train" / "dirty_cube_0.fits").stat().st_mtime_ns == kept
     params = Table.read(root / "Train" / "train_params.csv", format="ascii.csv")
     assert set(params["ID"]) == {0, 1}
+    # An empty split still gets tables with the standard columns.
+    empty = Table.read(root / "Validation" / "valid_params.csv", format="ascii.csv")
+    assert len(empty) == 0 and empty.colnames[:4] == ["ID", "x", "y", "z"] and "snr" in empty.colnames
+    truth = QTable.read(root / "Validation" / "truth.ecsv")
+    assert len(truth) == 0 and truth["flux"].unit == u.Jy * u.km / u.s and truth["fwhm_major"].unit == u.arcsec
 
 
 def test_dataset_refuses_other_settings_or_foreign_directories(tmp_path):

@@ -98,6 +98,9 @@ def test_ska_dataset_writes_sdc2_truth(tmp_path):
     np.testing.assert_allclose(sdc2["i"], params["inclination"])
     assert np.all((sdc2["pa"] >= 0) & (sdc2["pa"] < 360))
     assert fits.getheader(root / "Validation" / "dirty_cube_0.fits")["RESTFRQ"] == pytest.approx(HI_REST_FREQUENCY)
+    empty = Table.read(root / "Test" / "sdc2_truth.csv", format="ascii.csv")
+    assert len(empty) == 0 and empty.colnames == ["ID", *SDC2_COLUMNS]
+    assert "w20" in Table.read(root / "Test" / "test_params.csv", format="ascii.csv").colnames
 
 
 def test_sdc2_catalog_needs_an_hi_cube():
