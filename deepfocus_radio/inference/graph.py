@@ -93,9 +93,7 @@ def predict_block(spec, sigma, plan, batch_size, parts):
     """
     box = np.block(parts) if isinstance(parts, list) else parts
     box = np.asarray(box, dtype=np.float32)
-    index = [reflect_indices(np.arange(lo, hi), n) for (lo, hi), n in zip(plan.region, plan.shape)]
-    offsets = [ix.min() for ix in index]
-    region = box[np.ix_(*[ix - off for ix, off in zip(index, offsets)])]
+    region = box[_region_index(plan)]
     finite = np.isfinite(region)
     normalized = np.where(finite, region, 0.0) / sigma[:, None, None].astype(np.float32)
     tiles = np.stack([normalized[s] for s in plan.tile_slices()]).astype(np.float32, copy=False)
@@ -105,6 +103,25 @@ def predict_block(spec, sigma, plan, batch_size, parts):
     block *= sigma[inner[0]][:, None, None].astype(np.float32)
     block[~finite[inner]] = np.nan
     return block
+
+
+def _region_index(plan):
+    """Index of the block's region in its source bounding box: slices where no reflection
+    is needed (a view, no copy), integer arrays otherwise."""
+    index = []
+    reflected = False
+    for (lo, hi), n in zip(plan.region, plan.shape):
+        positions = reflect_indices(np.arange(lo, hi), n)
+        first = positions.min()
+        if lo >= 0 and hi <= n:
+            index.append(slice(lo - first, hi - first))
+        else:
+            reflected = True
+            index.append(positions - first)
+    if not reflected:
+        return tuple(index)
+    arrays = [np.arange(i.start, i.stop) if isinstance(i, slice) else i for i in index]
+    return np.ix_(*arrays)
 
 
 def _source_pieces(source_name, source_chunks, plan):

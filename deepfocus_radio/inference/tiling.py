@@ -165,28 +165,37 @@ def merge_block(plan, tile_outputs):
         The block (``hi - lo`` voxels per axis), float32.
     """
     shape = tuple(hi - lo for lo, hi in plan.bounds)
-    total = np.zeros(shape, dtype=np.float64)
-    weight_sum = None if plan.blend == "crop" else np.zeros(shape, dtype=np.float64)
+    crop = plan.blend == "crop"
+    total = np.zeros(shape, dtype=np.float32 if crop else np.float64)
+    weight_sum = None if crop else np.zeros(shape, dtype=np.float64)
     counts = [len(s) for s in plan.tile_starts]
     for n, position in enumerate(np.ndindex(*counts)):
-        out_slices, tile_slices, weights = [], [], []
-        for axis, ((lo, hi), p) in enumerate(zip(plan.bounds, position)):
-            start = plan.tile_starts[axis][p]
-            a, b = max(lo, start), min(hi, start + plan.tile[axis])
-            out_slices.append(slice(a - lo, b - lo))
-            tile_slices.append(slice(a - start, b - start))
-            weights.append(axis_weights(plan, axis, p, a, b))
-        weight = weights[0][:, None, None] * weights[1][None, :, None] * weights[2][None, None, :]
-        values = tile_outputs[n][tuple(tile_slices)]
-        out = tuple(out_slices)
-        if weight_sum is None:
-            total[out] = np.where(weight > 0, values, total[out])
+        out, tile, weights = _placement(plan, position, crop)
+        if crop:  # copy the owned part of the tile's centre, nothing else
+            total[out] = tile_outputs[n][tile]
         else:
-            total[out] += weight * values
+            weight = weights[0][:, None, None] * weights[1][None, :, None] * weights[2][None, None, :]
+            total[out] += weight * tile_outputs[n][tile]
             weight_sum[out] += weight
     if weight_sum is not None:
         total /= weight_sum
-    return total.astype(np.float32)
+    return total.astype(np.float32, copy=False)
+
+
+def _placement(plan, position, crop):
+    """Output slices, tile slices and (blending) 1D weights of one tile in its block."""
+    out_slices, tile_slices, weights = [], [], []
+    for axis, ((lo, hi), p) in enumerate(zip(plan.bounds, position)):
+        start = plan.tile_starts[axis][p]
+        if crop:
+            a, b = plan.tile_owned[axis][p]
+            a, b = max(lo, a), min(hi, b)
+        else:
+            a, b = max(lo, start), min(hi, start + plan.tile[axis])
+            weights.append(axis_weights(plan, axis, p, a, b))
+        out_slices.append(slice(a - lo, b - lo))
+        tile_slices.append(slice(a - start, b - start))
+    return tuple(out_slices), tuple(tile_slices), weights
 
 
 class TileLayout:

@@ -1,0 +1,319 @@
+"""Benchmarks of the cube engine: tiling overhead, MONAI, out of core, FITS -> zarr, distributed.
+
+Run with pytest-benchmark (each test prints its figures and stores them in ``extra_info``)::
+
+    python -m pytest benchmarks/bench_engine.py -s --benchmark-columns=mean,rounds
+
+Sizes scale with ``DEEPFOCUS_BENCH_SCALE`` (default 1: light, for a shared 2-core machine);
+``DEEPFOCUS_BENCH_FITS_MIB`` sets the FITS -> zarr cube size (default 256; the issue's
+figure is 2048). Ratios are always measured side by side in the same test. Memory is
+measured in subprocesses, as resident memory above the level right after ``import torch``.
+"""
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import textwrap
+import time
+
+import numpy as np
+import pytest
+import torch
+
+SCALE = float(os.environ.get("DEEPFOCUS_BENCH_SCALE", "1"))
+FITS_MIB = int(os.environ.get("DEEPFOCUS_BENCH_FITS_MIB", "256"))
+THREADS = int(os.environ.get("OMP_NUM_THREADS", "2") or 2)
+
+
+def _scaled(shape, axes=(1, 2)):
+    """``shape`` with the y/x axes multiplied by sqrt(SCALE) (rounded to 16)."""
+    factor = SCALE ** (1 / len(axes))
+    return tuple(max(16, int(round(n * factor / 16)) * 16) if i in axes else n
+                 for i, n in enumerate(shape))
+
+
+def _unet(**config):
+    from deepfocus_radio.models import build_model
+
+    return build_model({"arch": "unet", "dmode": "deconvolver", "spatial_dims": 3, **config},
+                       seed=0).eval()
+
+
+def _timed(function, *args, **kwargs):
+    start = time.perf_counter()
+    result = function(*args, **kwargs)
+    return result, time.perf_counter() - start
+
+
+def _bare_batches(model, tile, batch, repeats):
+    """Seconds per forward pass of ``batch`` tiles (the best of ``repeats``)."""
+    inputs = torch.randn(batch, 1, *tile, generator=torch.Generator().manual_seed(0))
+    with torch.inference_mode():
+        model(inputs)
+        times = [_timed(model, inputs)[1] for _ in range(repeats)]
+    return min(times)
+
+
+@pytest.mark.parametrize("tile", [(16, 64, 64), (32, 64, 64), (32, 96, 96)])
+def test_tiling_overhead(benchmark, tile):
+    """predict_tiled throughput / (bare batched forward throughput x useful fraction)."""
+    from deepfocus_radio.inference import predict_tiled
+
+    torch.set_num_threads(THREADS)
+    model, halo, batch = _unet(), (4, 8, 8), 4
+    core = [t - 2 * h for t, h in zip(tile, halo)]
+    shape = (core[0] * 2, core[1] * 2 * max(1, int(SCALE)), core[2] * 2)  # 8 x SCALE tiles
+    data = np.random.default_rng(0).normal(size=shape).astype(np.float32)
+    run = dict(tile=tile, halo=halo, batch_size=batch, progress=False, num_workers=1)
+    predict_tiled(data, model, **run)  # warm up (model cache, allocator)
+    before = _bare_batches(model, tile, batch, repeats=2)
+    benchmark.pedantic(predict_tiled, args=(data, model), kwargs=run, rounds=3, iterations=1)
+    per_batch = min(before, _bare_batches(model, tile, batch, repeats=2))  # bracketed in time
+    fraction = float(np.prod([c / t for c, t in zip(core, tile)]))
+    bare_rate = batch * np.prod(tile) / per_batch
+    tiled_rate = np.prod(shape) / benchmark.stats.stats.min
+    figures = dict(tile=list(tile), halo=list(halo), cube=list(shape), useful_fraction=fraction,
+                   overhead_ratio=tiled_rate / (bare_rate * fraction),
+                   plain_ratio=tiled_rate / bare_rate, voxels_per_s=tiled_rate)
+    benchmark.extra_info.update(figures)
+    print("\ntiling overhead", json.dumps(figures))
+    assert figures["overhead_ratio"] > 0.3
+
+
+def _whole(model, data, halo, sigma, multiple):
+    pads = [(h, h + (-(n + 2 * h)) % multiple) for h, n in zip(halo, data.shape)]
+    padded = np.pad(data / sigma[:, None, None], pads, mode="reflect").astype(np.float32)
+    with torch.inference_mode():
+        out = model(torch.from_numpy(padded)[None, None])[0, 0].numpy()
+    return out[tuple(slice(h, h + n) for h, n in zip(halo, data.shape))] * sigma[:, None, None]
+
+
+def _monai(model, data, sigma, tile, overlap, mode):
+    from monai.inferers import sliding_window_inference
+
+    inputs = torch.from_numpy((data / sigma[:, None, None]).astype(np.float32))[None, None]
+    with torch.inference_mode():
+        out = sliding_window_inference(inputs, tile, 4, model, overlap=overlap, mode=mode,
+                                       padding_mode="reflect")
+    return out[0, 0].numpy() * sigma[:, None, None]
+
+
+def test_against_monai_sliding_window(benchmark):
+    """Speed at equal agreement with the whole-cube pass (max |diff| / dynamic range)."""
+    pytest.importorskip("monai")
+    from deepfocus_radio.inference import predict_tiled
+    from deepfocus_radio.noise import channel_noise
+
+    torch.set_num_threads(THREADS)
+    model, tile = _unet(), (32, 64, 64)
+    data = np.random.default_rng(1).normal(size=_scaled((32, 128, 128))).astype(np.float32)
+    data[10:14, 40:48, 50:58] += 10.0
+    sigma = channel_noise(data)
+    ours = {}
+    for halo in [(8, 8, 8), (8, 16, 16)]:
+        reference = _whole(model, data, halo, sigma, 8)
+        result, seconds = _timed(predict_tiled, data, model, tile=tile, halo=halo, batch_size=4,
+                                 progress=False, num_workers=1)
+        ours[halo[1]] = (np.abs(result - reference).max() / np.ptp(reference), seconds)
+    reference = _whole(model, data, (0, 0, 0), sigma, 8)  # MONAI pads nothing around the cube
+    theirs = {}
+    for mode in ("gaussian", "constant"):
+        for overlap in (0.25, 0.5, 0.75):
+            result, seconds = _timed(_monai, model, data, sigma, tile, overlap, mode)
+            theirs[f"{mode}-{overlap}"] = (np.abs(result - reference).max() / np.ptp(reference),
+                                           seconds)
+    benchmark.pedantic(lambda: None, rounds=1)
+    figures = _equal_agreement(ours, theirs)
+    benchmark.extra_info.update(figures)
+    print("\nvs MONAI", json.dumps(figures, default=float))
+
+
+def _equal_agreement(ours, theirs):
+    """For each of our settings: the fastest MONAI setting at least as close to the whole pass."""
+    figures = {"ours": {f"halo{h}": v for h, v in ours.items()}, "monai": theirs}
+    for halo, (deviation, seconds) in ours.items():
+        matching = [(s, k) for k, (d, s) in theirs.items() if d <= deviation]
+        if matching:
+            monai_seconds, key = min(matching)
+            figures[f"speedup_at_halo{halo}"] = {"monai": key, "ratio": monai_seconds / seconds}
+        else:
+            figures[f"speedup_at_halo{halo}"] = {"monai": None, "ratio": None,
+                                                 "note": "no MONAI setting this close"}
+    return figures
+
+
+_OUT_OF_CORE = textwrap.dedent("""
+    import json, os, sys, threading, time
+    import psutil, torch
+    process = psutil.Process()
+    baseline = process.memory_info().rss
+    import numpy as np
+    import deepfocus_radio
+    from deepfocus_radio.inference import deconvolve
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Conv3d(1, 4, 3, padding=1), torch.nn.Tanh(),
+                                torch.nn.Conv3d(4, 1, 3, padding=1)).eval()
+    peak = [0]
+    done = threading.Event()
+    def sample():
+        while not done.is_set():
+            peak[0] = max(peak[0], process.memory_info().rss - baseline)
+            time.sleep(0.02)
+    threading.Thread(target=sample, daemon=True).start()
+    start = time.perf_counter()
+    deconvolve(sys.argv[1], model, tile=(16, 128, 128), halo=(2, 2, 2), batch_size=2,
+               out=sys.argv[2], progress=False, num_workers=2, threads=1)
+    seconds = time.perf_counter() - start
+    done.set()
+    print(json.dumps({"seconds": seconds, "peak_above_torch_mib": peak[0] / 2**20}))
+""")
+
+
+def _random_store(path, shape):
+    """A zarr cube store of noise, written chunk by chunk (never whole in memory)."""
+    from astropy.io import fits
+    from astropy import units as u
+    import radio_beam
+
+    from deepfocus_radio.io.zarr_store import create_store
+
+    header = fits.Header()
+    header.update(CTYPE1="RA---SIN", CRVAL1=150.0, CDELT1=-1e-5, CRPIX1=1, CUNIT1="deg",
+                  CTYPE2="DEC--SIN", CRVAL2=2.0, CDELT2=1e-5, CRPIX2=1, CUNIT2="deg",
+                  CTYPE3="FREQ", CRVAL3=230e9, CDELT3=1e6, CRPIX3=1, CUNIT3="Hz")
+    beam = radio_beam.Beam(0.2 * u.arcsec)
+    array = create_store(path, shape=shape, dtype=np.float32, chunks=(16, 256, 256),
+                         header=header, unit=u.Jy / u.beam, beam=beam)
+    rng = np.random.default_rng(0)
+    for start in range(0, shape[0], 16):
+        array[start:start + 16] = rng.normal(size=(min(16, shape[0] - start),) + shape[1:]) \
+            .astype(np.float32)
+    return path
+
+
+def test_out_of_core(benchmark, tmp_path):
+    """Peak memory stays under a budget on a cube 4x larger; time per voxel stays flat."""
+    budget_mib = 64 * SCALE
+    base = _scaled((32, 512, 512))  # 32 MiB x SCALE
+    results = {}
+    for factor in (1, 2, 4, 8):
+        shape = (base[0] * factor, base[1], base[2])
+        source = _random_store(tmp_path / f"in{factor}.zarr", shape)
+        output = subprocess.run([sys.executable, "-c", _OUT_OF_CORE, str(source),
+                                 str(tmp_path / f"out{factor}.zarr")], check=True,
+                                capture_output=True, text=True,
+                                env={**os.environ, "OMP_NUM_THREADS": "1"})
+        figures = json.loads(output.stdout.strip().splitlines()[-1])
+        figures["cube_mib"] = np.prod(shape) * 4 / 2**20
+        figures["ns_per_voxel"] = figures["seconds"] / np.prod(shape) * 1e9
+        results[factor] = figures
+        shutil.rmtree(source)
+        shutil.rmtree(tmp_path / f"out{factor}.zarr")
+    benchmark.pedantic(lambda: None, rounds=1)
+    per_voxel = [r["ns_per_voxel"] for r in results.values()]
+    summary = {"budget_mib": budget_mib, "runs": results,
+               "time_per_voxel_spread": max(per_voxel) / min(per_voxel) - 1}
+    benchmark.extra_info.update(summary)
+    print("\nout of core", json.dumps(summary, default=float))
+    assert results[8]["cube_mib"] >= 4 * budget_mib
+    assert results[8]["peak_above_torch_mib"] < budget_mib
+
+
+_CONVERT = textwrap.dedent("""
+    import json, sys, threading, time, warnings
+    import psutil
+    process = psutil.Process()
+    import torch
+    baseline = process.memory_info().rss
+    peak = [0]
+    done = threading.Event()
+    def sample():
+        while not done.is_set():
+            peak[0] = max(peak[0], process.memory_info().rss - baseline)
+            time.sleep(0.02)
+    threading.Thread(target=sample, daemon=True).start()
+    start = time.perf_counter()
+    if sys.argv[1] == "ours":
+        from deepfocus_radio.io import fits_to_zarr
+        fits_to_zarr(sys.argv[2], sys.argv[3], chunks=(16, 256, 256), progress=False)
+    elif sys.argv[1] == "copy":
+        import shutil
+        shutil.copyfile(sys.argv[2], sys.argv[3])
+    else:
+        import os, tempfile
+        from spectral_cube import SpectralCube
+        warnings.simplefilter("ignore")
+        os.environ["TMPDIR"] = sys.argv[3]
+        tempfile.tempdir = sys.argv[3]
+        cube = SpectralCube.read(sys.argv[2], use_dask=True)
+        cube = cube.rechunk((16, 256, 256), save_to_tmp_dir=True)
+    seconds = time.perf_counter() - start
+    done.set()
+    print(json.dumps({"seconds": seconds, "peak_above_torch_mib": peak[0] / 2**20}))
+""")
+
+
+def _big_fits(path, mib):
+    """A float32 FITS cube of ``mib`` MiB written plane by plane (StreamingHDU)."""
+    from astropy.io import fits
+
+    nchan = max(1, mib * 2**20 // (512 * 512 * 4))
+    header = fits.PrimaryHDU(np.zeros((1, 1, 1), np.float32)).header
+    header.update(NAXIS1=512, NAXIS2=512, NAXIS3=nchan, CTYPE1="RA---SIN", CRVAL1=150.0,
+                  CDELT1=-1e-5, CRPIX1=1, CUNIT1="deg", CTYPE2="DEC--SIN", CRVAL2=2.0,
+                  CDELT2=1e-5, CRPIX2=1, CUNIT2="deg", CTYPE3="FREQ", CRVAL3=230e9, CDELT3=1e6,
+                  CRPIX3=1, CUNIT3="Hz", BUNIT="Jy/beam", BMAJ=1e-4, BMIN=1e-4, BPA=0.0)
+    stream = fits.StreamingHDU(path, header)
+    rng = np.random.default_rng(0)
+    for _ in range(nchan):
+        stream.write(rng.normal(size=(1, 512, 512)).astype(np.float32))
+    stream.close()
+    return path
+
+
+def _convert(kind, src, dst):
+    output = subprocess.run([sys.executable, "-c", _CONVERT, kind, str(src), str(dst)],
+                            check=True, capture_output=True, text=True)
+    return json.loads(output.stdout.strip().splitlines()[-1])
+
+
+def test_fits_to_zarr_vs_spectral_cube(benchmark, tmp_path):
+    """fits_to_zarr vs spectral-cube's rechunk(save_to_tmp_dir=True), and a plain copy."""
+    src = _big_fits(tmp_path / "big.fits", FITS_MIB)
+    (tmp_path / "sc_tmp").mkdir()
+    figures = {"cube_mib": src.stat().st_size / 2**20}
+    figures["copy"] = _convert("copy", src, tmp_path / "copy.fits")
+    figures["ours"] = _convert("ours", src, tmp_path / "ours.zarr")
+    figures["spectral_cube"] = _convert("spectral-cube", src, tmp_path / "sc_tmp")
+    benchmark.pedantic(lambda: None, rounds=1)
+    figures["speedup_vs_spectral_cube"] = (figures["spectral_cube"]["seconds"]
+                                           / figures["ours"]["seconds"])
+    figures["time_vs_copy"] = figures["ours"]["seconds"] / figures["copy"]["seconds"]
+    benchmark.extra_info.update(figures)
+    print("\nFITS -> zarr", json.dumps(figures, default=float))
+    assert figures["ours"]["peak_above_torch_mib"] < 500
+
+
+def test_distributed_two_workers_vs_one(benchmark):
+    """predict_tiled on LocalCluster with 2 worker processes vs 1 (1 thread each)."""
+    from distributed import Client, LocalCluster
+
+    from deepfocus_radio.inference import predict_tiled
+
+    model = _unet(block_sizes=[8, 16, 32])
+    data = np.random.default_rng(2).normal(size=_scaled((32, 192, 192))).astype(np.float32)
+    seconds = {}
+    for workers in (1, 2):
+        with LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
+                          host="127.0.0.1", dashboard_address=None) as cluster, \
+                Client(cluster) as client:
+            run = dict(tile=(32, 64, 64), halo=(4, 8, 8), batch_size=2, client=client,
+                       progress=False, threads=1)
+            predict_tiled(data[:, :64, :64], model, **run)  # start workers, build models
+            seconds[workers] = _timed(predict_tiled, data, model, **run)[1]
+    benchmark.pedantic(lambda: None, rounds=1)
+    figures = {"seconds": seconds, "speedup": seconds[1] / seconds[2], "cube": list(data.shape)}
+    benchmark.extra_info.update(figures)
+    print("\ndistributed", json.dumps(figures, default=float))
