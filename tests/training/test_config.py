@@ -136,3 +136,18 @@ def test_load_errors(tmp_path):
         load_config(listed)
     with pytest.raises(ConfigError, match="section 'data' must be a mapping"):
         resolve_config({"model": {"dmode": "deconvolver"}, "data": [1]})
+
+
+@pytest.mark.parametrize("name", ["alma_deconvolver.yaml", "alma_sweep.yaml",
+                                  "alma_flux_regressor.yaml"])
+def test_example_configs_are_valid(name):
+    from pathlib import Path
+
+    from deepfocus_radio.models import build_model
+    from deepfocus_radio.training.sweep import check_space
+
+    path = Path(__file__).resolve().parents[2] / "examples" / "configs" / name
+    config = load_config(path)
+    build_model(config["model"])
+    if name == "alma_sweep.yaml":
+        check_space(config["sweep"]["space"])
