@@ -129,7 +129,8 @@ def _cube_rows(cube, index, kind):
 def _make_cube(simulate, config, split_dir, index, seed, kind, overwrite, workers):
     rows_dir = split_dir / ".rows"
     marker = rows_dir / f"{index}_truth.ecsv"
-    if marker.exists() and not overwrite:
+    products = [split_dir / f"{PRODUCTS[name]}_{index}.fits" for name in ("dirty", "clean", "psf", "sky")]
+    if marker.exists() and all(path.exists() for path in products) and not overwrite:
         return
     cube = simulate(config, seed=seed, workers=workers)
     cube.write(split_dir, index, overwrite=True)

@@ -247,3 +247,21 @@ def test_natural_noise_is_correlated_like_the_psf():
     autocorrelation /= autocorrelation[32, 32]
     np.testing.assert_allclose(autocorrelation[28:37, 28:37], result.psf[0, 28:37, 28:37], atol=0.06)
     assert np.all(result.dirty_signal == 0) and np.all(result.clean == 0)
+
+
+def test_psf_is_the_direct_fourier_sum_of_the_sampling():
+    """PSF(dx, dy) = mean over visibilities of cos(2 pi (u l + v m)), l = -dx * pixel (east
+    to the left), m = dy * pixel: exact for the gridded u, v, close for the true ones."""
+    enu = builtin_array("alma").scaled(400.0).enu[:8]
+    u_m, v_m = uv_tracks(enu, latitude=-23.0, declination=-50.0, hour_angles=[-0.5, 0.0, 0.7])
+    frequency, pixel, n = 100e9, 4e-7, 24
+    psf = UVSampling(u_m, v_m, (n, n), pixel, "natural").psf(frequency)
+    u_lam, v_lam = u_m * frequency / 299792458.0, v_m * frequency / 299792458.0
+    dy, dx = np.mgrid[:n, :n] - n // 2
+    l, m = -dx * pixel, dy * pixel
+    k_u, k_v = np.rint(u_lam * 2 * n * pixel) / (2 * n * pixel), np.rint(v_lam * 2 * n * pixel) / (2 * n * pixel)
+    gridded = np.cos(2 * np.pi * (k_u[:, None, None] * l + k_v[:, None, None] * m)).mean(axis=0)
+    np.testing.assert_allclose(psf, gridded, atol=1e-9)
+    exact = np.cos(2 * np.pi * (u_lam[:, None, None] * l + v_lam[:, None, None] * m)).mean(axis=0)
+    core = (slice(n // 2 - 2, n // 2 + 3),) * 2
+    np.testing.assert_allclose(psf[core], exact[core], atol=0.05)

@@ -52,10 +52,15 @@ def test_cube_seeds_differ_by_split_and_index():
 def test_an_interrupted_dataset_resumes(tmp_path):
     root = simulate_dataset(tmp_path, n_train=2, n_valid=0, n_test=0, config=TINY, seed=1, progress=False)
     kept = (root / "Train" / "dirty_cube_0.fits").stat().st_mtime_ns
+    original = fits.getdata(root / "Train" / "clean_cube_1.fits")
     (root / "Train" / ".rows" / "1_truth.ecsv").unlink()  # as if stopped while making cube 1
     (root / "Train" / "train_params.csv").unlink()
     simulate_dataset(tmp_path, n_train=2, n_valid=0, n_test=0, config=TINY, seed=1, progress=False)
     assert (root / "Train" / "dirty_cube_0.fits").stat().st_mtime_ns == kept
+    np.testing.assert_array_equal(fits.getdata(root / "Train" / "clean_cube_1.fits"), original)
+    (root / "Train" / "psf_cube_0.fits").unlink()  # a lost product is made again
+    simulate_dataset(tmp_path, n_train=2, n_valid=0, n_test=0, config=TINY, seed=1, progress=False)
+    assert (root / "Train" / "psf_cube_0.fits").is_file()
     params = Table.read(root / "Train" / "train_params.csv", format="ascii.csv")
     assert set(params["ID"]) == {0, 1}
     # An empty split still gets tables with the standard columns.
