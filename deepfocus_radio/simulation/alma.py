@@ -29,6 +29,9 @@ __all__ = [
     "inside_fraction",
     "seed_card",
     "SOURCE_COLUMNS",
+    "RESOLVED_FRACTION",
+    "column_dtypes",
+    "morphology_class",
 ]
 
 _C_M_S = 299792458.0
@@ -155,6 +158,7 @@ def _draw_source(config, rng, obs, beam_px, placed):
     if src["fwhm_major"] == 0.0:  # a point source fills exactly one pixel of the sky model
         position[:2] = [float(np.rint(position[0])), float(np.rint(position[1]))]
     src["x"], src["y"], src["z"] = position
+    src["class"] = morphology_class(src["fwhm_major"], beam_px)
     src["target_snr"] = _log_uniform(rng, config.snr_range)
     has_continuum = rng.uniform() < config.continuum_fraction
     continuum_snr, src["spectral_index"] = _uniform(rng, config.continuum_snr_range), _uniform(
@@ -208,7 +212,21 @@ def measure_sources(sources, *, clean, dirty_signal, noise_rms):
 
 #: Columns of ``SimulatedCube.sources`` (the ``*_params.csv`` rows, without ``ID``).
 SOURCE_COLUMNS = ("x", "y", "z", "flux", "peak", "fwhm_major", "fwhm_minor", "pa", "fwhm_z", "snr", "ra", "dec", "freq",
-            "line_peak", "continuum", "spectral_index", "blended", "pb_gain")
+            "class", "line_peak", "continuum", "spectral_index", "blended", "pb_gain")
+
+#: A source is ``"extended"`` when its intrinsic FWHM major axis is at least this fraction of
+#: the restoring beam's FWHM (geometric mean), else ``"point"``: the ``class`` label.
+RESOLVED_FRACTION = 0.5
+
+
+def column_dtypes(columns):
+    """dtypes of source-table columns: bool ``blended``, str ``class``, float otherwise."""
+    return [bool if name == "blended" else str if name == "class" else float for name in columns]
+
+
+def morphology_class(fwhm_major, beam_px):
+    """``"extended"`` or ``"point"`` (see :data:`RESOLVED_FRACTION`)."""
+    return "extended" if fwhm_major >= RESOLVED_FRACTION * np.sqrt(beam_px[0] * beam_px[1]) else "point"
 
 
 def _source_table(sources, header, columns=SOURCE_COLUMNS):
@@ -217,7 +235,7 @@ def _source_table(sources, header, columns=SOURCE_COLUMNS):
         ra, dec, freq = wcs.all_pix2world([[src["x"], src["y"], src["z"]]], 0)[0]
         src.update(ra=float(ra), dec=float(dec), freq=float(freq))
     table = Table(rows=[[src[name] for name in columns] for src in sources] or None, names=columns,
-                  dtype=[bool if name == "blended" else float for name in columns])
+                  dtype=column_dtypes(columns))
     return table
 
 
@@ -256,7 +274,8 @@ def simulate_alma_cube(config=None, *, seed, workers=None):
     Returns
     -------
     SimulatedCube
-        ``sources`` holds, per source, the DESIGN.md columns and ``line_peak`` (Jy, line
+        ``sources`` holds, per source, the DESIGN.md columns (``class`` is ``"point"`` or
+        ``"extended"``, see :func:`morphology_class`) and ``line_peak`` (Jy, line
         flux density at the line centre), ``continuum`` (Jy at channel 0) and
         ``spectral_index``, ``blended`` and ``pb_gain``. ``flux`` is the intrinsic line flux
         (Jy km/s); with ``primary_beam=True`` the cubes are attenuated (as a CASA image

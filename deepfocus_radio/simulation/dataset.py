@@ -152,7 +152,7 @@ def _empty_table(name, kind):
         from deepfocus_radio.simulation import alma, ska
 
         columns = (ska if kind == "ska" else alma).SOURCE_COLUMNS
-        table = Table(names=columns, dtype=[bool if column == "blended" else float for column in columns])
+        table = Table(names=columns, dtype=alma.column_dtypes(columns))
     table.add_column(np.zeros(0, dtype=int), name="ID", index=0)
     return table
 

@@ -15,6 +15,7 @@ from deepfocus_radio.simulation.alma import (
     as_config,
     draw_observation,
     measure_sources,
+    morphology_class,
     seed_card,
 )
 from deepfocus_radio.simulation.array import builtin_array, hour_angle_samples, read_antenna_file, uv_tracks
@@ -34,7 +35,7 @@ SDC2_COLUMNS = ("id", "ra", "dec", "hi_size", "line_flux_integral", "central_fre
 
 #: Columns of ``SimulatedCube.sources`` (the ``*_params.csv`` rows, without ``ID``).
 SOURCE_COLUMNS = ("x", "y", "z", "flux", "peak", "fwhm_major", "fwhm_minor", "pa", "fwhm_z", "snr", "ra", "dec", "freq",
-            "hi_size", "line_flux_integral", "pa_kinematic", "inclination", "w20", "w50", "blended")
+            "class", "hi_size", "line_flux_integral", "pa_kinematic", "inclination", "w20", "w50", "blended")
 
 
 def _psf_model(config, obs):
@@ -109,6 +110,7 @@ def _add_disc(sky, gal, obs, beam_px, config):
     gal["fwhm_z"] = profile_width(spectrum, 0.5)
     gal["fwhm_major"], gal["fwhm_minor"] = moment_sizes(cutout.sum(axis=0))
     gal["pa"] = gal["pa_kinematic"] % 180.0
+    gal["class"] = morphology_class(gal["fwhm_major"], beam_px)
 
 
 def _ska_header(config, obs, beam, seed):

@@ -177,3 +177,10 @@ def test_snr_and_peak_are_measured_in_the_noise_free_cubes(tmp_path):
     assert row["snr"] == pytest.approx(max(signal) / cube.noise_rms[z], rel=1e-3)
     assert row["peak"] == pytest.approx(cube.clean[z - 1 : z + 2][(slice(None), *box)].max(), rel=1e-6)
     assert 2.0 < row["snr"] < 4.5  # a faint source near its target SNR of 3
+
+
+def test_class_label_separates_point_and_extended_sources():
+    points = simulate_alma_cube(_one_source(source_fwhm_range=(0.0, 0.4)), seed=1).sources
+    extended = simulate_alma_cube(_one_source(source_fwhm_range=(0.6, 2.0)), seed=1).sources
+    assert points["class"][0] == "point" and extended["class"][0] == "extended"
+    assert extended["fwhm_major"][0] > points["fwhm_major"][0]

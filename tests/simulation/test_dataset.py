@@ -28,8 +28,9 @@ def test_dataset_layout_params_and_truth(tmp_path):
                 assert (folder / f"{name}_cube_{index}.fits").is_file()
         params = Table.read(folder / f"{prefix}_params.csv", format="ascii.csv")
         for column in ("ID", "x", "y", "z", "flux", "peak", "fwhm_major", "fwhm_minor", "pa", "fwhm_z", "snr",
-                       "ra", "dec", "freq"):
+                       "ra", "dec", "freq", "class"):
             assert column in params.colnames
+        assert set(params["class"]) <= {"point", "extended"}
         assert set(params["ID"]) == set(range(count))
         truth = QTable.read(folder / "truth.ecsv")
         assert len(truth) == len(params)
