@@ -137,3 +137,14 @@ def test_cli_simulate_errors(tmp_path, capsys):
 def test_quicklook_needs_the_three_cubes(tmp_path):
     with pytest.raises(InputDataError, match="dirty_cube_0.fits not found"):
         save_quicklook(tmp_path, 0, tmp_path / "x.png")
+
+
+def test_cli_simulate_ska(tmp_path, capsys):
+    config = tmp_path / "ska.yaml"
+    config.write_text("image_shape: [24, 24]\nn_channels_range: [30, 30]\nn_sources_range: [1, 1]\n"
+                      "hi_size_range: [8.0, 12.0]\nw20_range: [60.0, 100.0]\n")
+    status = main(["simulate", str(tmp_path / "ska"), "--kind", "ska", "--n-train", "1", "--n-valid", "0",
+                   "--n-test", "0", "--config", str(config), "--quiet", "--workers", "1"])
+    assert status == 0
+    sdc2 = Table.read(tmp_path / "ska" / "Train" / "sdc2_truth.csv", format="ascii.csv")
+    assert len(sdc2) == 1 and 60.0 * 0.5 < sdc2["w20"][0] < 100.0 * 1.5
