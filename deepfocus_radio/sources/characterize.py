@@ -4,8 +4,9 @@ For each detection, in a cutout padded by two beams on the sky and six channels:
 
 - the mask is optionally *dilated* (one voxel at a time, at most two beams, never into
   other sources or blanked voxels) while each new shell adds more than 0.5% of the flux
-  plus the noise of its sum (noise of the searched cube, ``searched_noise``), so that a mask cut at a few sigma does not miss the
-  source's wings;
+  plus the noise of the shell's sum (in the searched cube: ``searched_noise``), so that
+  a mask cut at a few sigma does not miss the source's wings, and noise alone does not
+  grow it (stopping on the shell's own sign would bias fluxes up);
 - ``peak`` is the maximum of the searched cube in the (undilated) mask, ``snr`` is
   ``peak`` over the dirty-cube noise at the peak's channel;
 - ``x, y, z`` is the brightness-weighted centroid of the positive voxels of the mask,
@@ -15,7 +16,9 @@ For each detection, in a cutout padded by two beams on the sky and six channels:
   frequency, in Jy km/s;
 - ``fwhm_major, fwhm_minor, pa`` come from an elliptical Gaussian fit (astropy.modeling)
   to the line-integrated image over the mask's channels, deconvolved from the beam with
-  radio-beam. Unresolved sources (fit no larger than the beam) get sizes 0 and PA NaN;
+  radio-beam. Unresolved sources (intrinsic major axis below 0.1% of the beam's) get
+  sizes 0 and PA NaN; a fit narrower than the beam along its minor axis only keeps its
+  deconvolved major axis and PA, with minor axis 0;
 - ``line_fwhm`` comes from a Gaussian fit to the spectrum summed over the mask's
   footprint, times the channel velocity width.
 
