@@ -195,11 +195,6 @@ class UVSampling:
         full = scipy.fft.irfft2(psf_hat, s=(2 * self.shape[0], 2 * self.shape[1]))
         return centred_crop(full, self.shape)
 
-    @property
-    def uv_max(self):
-        """Longest baseline, m."""
-        return float(np.max(np.hypot(self.u_m, self.v_m)))
-
 
 @dataclass
 class GaussianPSF:

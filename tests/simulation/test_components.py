@@ -265,3 +265,37 @@ def test_psf_is_the_direct_fourier_sum_of_the_sampling():
     exact = np.cos(2 * np.pi * (u_lam[:, None, None] * l + v_lam[:, None, None] * m)).mean(axis=0)
     core = (slice(n // 2 - 2, n // 2 + 3),) * 2
     np.testing.assert_allclose(psf[core], exact[core], atol=0.05)
+
+
+def test_builtin_layouts_are_the_documented_generator_output():
+    from deepfocus_radio.simulation.array import _generate_layout
+
+    for name, (n, diameter, seed, longest) in {"alma": (43, 12.0, 2026, 1000.0),
+                                               "ska": (64, 15.0, 7, 8000.0)}.items():
+        expected = _generate_layout(n, diameter, seed=seed).scaled(longest)
+        np.testing.assert_allclose(builtin_array(name).enu, expected.enu, atol=1e-3)
+
+
+def test_measure_sources_takes_the_peak_near_each_source():
+    from deepfocus_radio.simulation.alma import measure_sources
+
+    clean = np.zeros((5, 10, 10))
+    dirty = np.zeros((5, 10, 10))
+    clean[2, 4, 6], dirty[3, 5, 5], dirty[2, 9, 9] = 2.0, 3.0, 50.0  # the last is too far away
+    sources = [{"x": 5.2, "y": 4.4, "z": 2.1}]
+    measure_sources(sources, clean=clean, dirty_signal=dirty, noise_rms=np.full(5, 0.5))
+    assert sources[0]["peak"] == 2.0 and sources[0]["snr"] == 6.0
+
+
+def test_small_helpers():
+    from deepfocus_radio.simulation.alma import column_dtypes, morphology_class, seed_card
+    from deepfocus_radio.simulation.cube import CATALOG_UNITS, empty_catalog
+
+    assert seed_card(12) == "12"
+    assert seed_card(np.random.SeedSequence(5, spawn_key=(1, 2))) == "5/1-2"
+    assert morphology_class(2.0, (4.0, 4.0, 0.0)) == "extended"
+    assert morphology_class(1.9, (4.0, 4.0, 0.0)) == "point"
+    assert column_dtypes(["x", "class", "blended"]) == [float, str, bool]
+    empty = empty_catalog()
+    assert len(empty) == 0 and list(empty.colnames) == list(CATALOG_UNITS)
+    assert empty["line_fwhm"].unit == u.km / u.s

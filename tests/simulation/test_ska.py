@@ -107,3 +107,17 @@ def test_sdc2_catalog_needs_an_hi_cube():
     cube = simulate_alma_cube(AlmaConfig(image_shape=(16, 16), n_channels_range=(4, 4)), seed=0)
     with pytest.raises(InputDataError, match="sdc2_catalog needs an SKA HI cube"):
         cube.sdc2_catalog()
+
+
+def test_product_headers_and_sdc2_table(galaxy):
+    from deepfocus_radio.simulation.ska import sdc2_table
+
+    assert "BMAJ" in galaxy.product_header("dirty") and galaxy.product_header("clean")["BUNIT"] == "Jy/beam"
+    sky = galaxy.product_header("sky")
+    assert sky["BUNIT"] == "Jy/pixel" and "BMAJ" not in sky and "BMIN" not in sky
+    assert galaxy.product_header("psf")["BUNIT"] == ""
+    table = sdc2_table(galaxy.sources)
+    assert list(table.colnames) == list(SDC2_COLUMNS)
+    row = galaxy.sources[0]
+    assert table["pa"][0] == row["pa_kinematic"] and table["hi_size"][0] == row["hi_size"]
+    assert table["central_freq"][0] == row["freq"] and table["i"][0] == row["inclination"]
