@@ -99,9 +99,11 @@ def evaluate(checkpoint, *, data_root=None, output_dir=None, split="Test", devic
     -------
     EvaluationResult
         Deconvolver: ``prediction_cube_<ID>.fits`` (the dirty cube's WCS and beam, Jy/beam);
-        metrics ``l1``, ``mse``, ``ssim``, ``psnr``, ``flux_recovery`` against the clean
-        cube, for the prediction, the dirty cube and, when ``tclean_cube_<ID>.fits``
-        exists, the CLEAN baseline (mean over cubes under ``metrics[method]``).
+        metrics ``l1``, ``mse`` (Jy/beam), ``ssim``, ``psnr`` (dB), ``flux_recovery`` (over
+        the voxels where the clean cube exceeds 3 times the dirty cube's channel noise)
+        against the clean cube, for the prediction, the dirty cube and, when
+        ``tclean_cube_<ID>.fits`` exists, the CLEAN baseline (mean over cubes under
+        ``metrics[method]``).
         Regressor: ``predictions.csv``; per-parameter bias, scatter, median relative error,
         fraction within 10%. Classifier: ``predictions.csv``; accuracy, per-class precision
         and recall, confusion matrix.
@@ -239,10 +241,11 @@ def _evaluate_deconvolver(model, cfg, split, out, device, n_plots, progress):
     if not records:
         raise ConfigError(f"split {split} in data.root is empty: no dirty/clean cube pair")
     noise_cache = NoiseCache(cfg["data"]["normalization"], scale=cfg["data"]["scale"])
+    dirty_noise = NoiseCache("channel_noise")
     result = EvaluationResult(output_dir=out, metrics={})
     for index, record in enumerate(tqdm(records, desc=f"evaluate {split}", disable=not progress)):
         factors = noise_cache.factors(record)
-        noise = factors if cfg["data"]["normalization"] != "none" else None
+        noise = dirty_noise.factors(record)  # flux-recovery mask: clean > 3 x dirty noise
         dirty = np.asarray(open_cube_array(record.dirty), dtype=np.float32)
         prediction = predict_cube(model, dirty / factors[:, None, None], device=device,
                                   batch_size=cfg["train"]["batch_size"]) * factors[:, None, None]
