@@ -319,7 +319,7 @@ def simulate_alma_cube(config=None, *, seed, workers=None):
     header = _alma_header(config, obs, beam, pixel_arcsec, seed, max_baseline)
     return SimulatedCube(
         dirty=result.dirty_signal + result.noise, clean=result.clean,
-        sky=apparent.astype(np.float32), psf=result.psf, beam=beam, header=header,
+        sky=apparent.astype(np.float32, copy=False), psf=result.psf, beam=beam, header=header,
         noise_rms=noise_rms, sources=_source_table(sources, header),
         pb=None if pb is None else pb.astype(np.float32), meta={"observation": obs, "seed": seed},
     )

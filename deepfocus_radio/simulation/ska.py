@@ -156,7 +156,7 @@ def simulate_ska_cube(config=None, *, seed, workers=None):
     obs = draw_observation(config, rng)
     psf_model, beam = _psf_model(config, obs)
     beam_px = _beam_pixels(beam, config.pixel_scale)
-    sky = np.zeros((obs["nchan"], *config.image_shape))
+    sky = np.zeros((obs["nchan"], *config.image_shape), dtype=np.float32)
     galaxies = []
     for _ in range(obs["n_sources"]):
         gal = _draw_disc(config, rng, obs, beam_px, galaxies)
@@ -170,7 +170,7 @@ def simulate_ska_cube(config=None, *, seed, workers=None):
     table = _source_table(galaxies, header, SOURCE_COLUMNS)
     return SimulatedCube(
         dirty=result.dirty_signal + result.noise, clean=result.clean,
-        sky=sky.astype(np.float32), psf=result.psf, beam=beam, header=header,
+        sky=sky, psf=result.psf, beam=beam, header=header,
         noise_rms=noise_rms, sources=table, meta={"observation": obs, "seed": seed, "kind": "ska"},
     )
 
