@@ -21,10 +21,14 @@ def atomic_write_text(path, text):
 def write_history(history, directory):
     """Write the epoch records as ``metrics.csv`` and ``metrics.json`` in ``directory``.
 
+    ``metrics.json`` holds ``{"history": [records], "best_epoch": int,
+    "best_val_loss": float}``; ``metrics.csv`` one row per epoch.
+
     Parameters
     ----------
     history : list of dict
-        Records with the same or growing sets of keys (missing values left empty).
+        Records with the same or growing sets of keys (missing values left empty); each
+        has ``epoch`` and ``val_loss``.
     directory : str or `~pathlib.Path`
         Run directory.
     """
@@ -37,7 +41,10 @@ def write_history(history, directory):
     writer.writeheader()
     writer.writerows(history)
     atomic_write_text(directory / "metrics.csv", buffer.getvalue())
-    atomic_write_text(directory / "metrics.json", json.dumps(history, indent=1))
+    best = min(history, key=lambda r: r["val_loss"]) if history else None
+    summary = {"history": history, "best_epoch": best["epoch"] if best else None,
+               "best_val_loss": best["val_loss"] if best else None}
+    atomic_write_text(directory / "metrics.json", json.dumps(summary, indent=1))
 
 
 def read_history(directory):
@@ -45,4 +52,4 @@ def read_history(directory):
     path = Path(directory) / "metrics.json"
     if not path.is_file():
         return []
-    return json.loads(path.read_text())
+    return list(json.loads(path.read_text())["history"])

@@ -22,10 +22,10 @@ def test_train_and_test_commands(simulated_root, tmp_path, capsys):
     assert status == 0
     printed = capsys.readouterr().out
     assert "best epoch 1" in printed and str(out / "best.safetensors") in printed
-    assert json.loads((out / "metrics.json").read_text())[0]["epoch"] == 0
+    assert json.loads((out / "metrics.json").read_text())["history"][0]["epoch"] == 0
     status = main(["train", str(config), "--set", "train.epochs=2", "--output", str(out),
                    "--resume", "--quiet"])
-    assert status == 0 and len(json.loads((out / "metrics.json").read_text())) == 2
+    assert status == 0 and len(json.loads((out / "metrics.json").read_text())["history"]) == 2
     status = main(["test", str(out), "--quiet", "--plots", "0"])
     printed = capsys.readouterr().out
     assert status == 0 and '"prediction"' in printed

@@ -31,7 +31,10 @@ def test_training_lowers_validation_loss_and_writes_outputs(simulated_root, tmp_
     names = {p.name for p in out.iterdir()}
     assert {"best.safetensors", "last.safetensors", "last_state.pt", "metrics.csv",
             "metrics.json", "config.yaml", "learning_curves.png"} <= names
-    assert json.loads((out / "metrics.json").read_text())[-1]["val_loss"] == losses[-1]
+    summary = json.loads((out / "metrics.json").read_text())
+    assert summary["history"][-1]["val_loss"] == losses[-1]
+    assert summary["best_epoch"] == result.best_epoch
+    assert summary["best_val_loss"] == result.best_val_loss
     header = (out / "metrics.csv").read_text().splitlines()[0].split(",")
     assert {"epoch", "train_loss", "val_loss", "lr", "samples_per_second", "train_l1"} <= set(header)
     assert result.model.config["arch"] == "unet" and not result.model.training
