@@ -46,7 +46,12 @@ def _wrapped_offsets(size):
 
 def _mirror(grid):
     """``grid[-k mod M]``: the grid at the opposite uv cell (visibility conjugates)."""
-    return np.roll(grid[::-1, ::-1], 1, axis=(0, 1))
+    out = np.empty_like(grid)
+    out[0, 0] = grid[0, 0]
+    out[0, 1:] = grid[0, :0:-1]
+    out[1:, 0] = grid[:0:-1, 0]
+    out[1:, 1:] = grid[:0:-1, :0:-1]
+    return out
 
 
 def gaussian_kernel(beam_fwhm_pixels, shape, *, centred=False):

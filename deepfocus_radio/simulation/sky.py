@@ -142,17 +142,17 @@ def render_sky(components, shape, nchan):
     Returns
     -------
     ndarray, shape (nchan, ny, nx)
-        Sky brightness, Jy/pixel (float32; the sum is formed in float64).
+        Sky brightness, Jy/pixel (float32; ``components`` keep the exact float64 values).
     """
     ny, nx = shape
     if not components:
         return np.zeros((nchan, ny, nx), dtype=np.float32)
-    images = np.zeros((len(components), ny, nx))
+    images = np.zeros((len(components), ny, nx), dtype=np.float32)
     for k, comp in enumerate(components):
         h, w = comp.profile.shape
         ys, xs = max(comp.y0, 0), max(comp.x0, 0)
         ye, xe = min(comp.y0 + h, ny), min(comp.x0 + w, nx)
         if ye > ys and xe > xs:
             images[k, ys:ye, xs:xe] = comp.profile[ys - comp.y0 : ye - comp.y0, xs - comp.x0 : xe - comp.x0]
-    spectra = np.stack([comp.spectrum for comp in components], axis=1)
-    return (spectra @ images.reshape(len(components), -1)).astype(np.float32).reshape(nchan, ny, nx)
+    spectra = np.stack([comp.spectrum for comp in components], axis=1).astype(np.float32)
+    return (spectra @ images.reshape(len(components), -1)).reshape(nchan, ny, nx)
