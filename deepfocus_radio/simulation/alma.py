@@ -271,6 +271,12 @@ def simulate_alma_cube(config=None, *, seed, workers=None):
     workers : int, optional
         FFT threads (the result does not depend on it).
 
+    Raises
+    ------
+    ConfigError
+        For invalid settings (named in the message), e.g. from ``AlmaConfig.from_mapping``,
+        or an antenna layout that cannot be used.
+
     Returns
     -------
     SimulatedCube
