@@ -271,12 +271,6 @@ def simulate_alma_cube(config=None, *, seed, workers=None):
     workers : int, optional
         FFT threads (the result does not depend on it).
 
-    Raises
-    ------
-    ConfigError
-        For invalid settings (named in the message), e.g. from ``AlmaConfig.from_mapping``,
-        or an antenna layout that cannot be used.
-
     Returns
     -------
     SimulatedCube
@@ -286,6 +280,12 @@ def simulate_alma_cube(config=None, *, seed, workers=None):
         ``spectral_index``, ``blended`` and ``pb_gain``. ``flux`` is the intrinsic line flux
         (Jy km/s); with ``primary_beam=True`` the cubes are attenuated (as a CASA image
         without primary-beam correction), so their integrated flux is ``flux * pb_gain``.
+
+    Raises
+    ------
+    ConfigError
+        For invalid settings (named in the message), e.g. from ``AlmaConfig.from_mapping``,
+        or an antenna layout that cannot be used.
 
     Notes
     -----
