@@ -150,12 +150,12 @@ def simulate_ska_cube(config=None, *, seed, workers=None):
         FWHM of the Gaussian with the same second moments as the galaxy's moment-0 map,
         ``fwhm_z`` is W50 in channels. :meth:`SimulatedCube.sdc2_catalog` gives the SDC2
         table.
+
     Raises
     ------
     ConfigError
         For invalid settings (named in the message), e.g. from ``SkaConfig.from_mapping``,
         or an antenna layout that cannot be used.
-
     """
     config = as_config(config, SkaConfig)
     rng = np.random.default_rng(seed)
