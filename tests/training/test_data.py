@@ -244,3 +244,22 @@ def test_datasets_pickle_without_their_memory_maps(handmade_root):
     assert copy._arrays == {}
     again = copy[0]
     assert torch.equal(first[0], again[0]) and torch.equal(first[1], again[1])
+
+
+def test_augmented_cutouts_move_positions_and_angles(handmade_root):
+    records = find_cubes(handmade_root / "Train")
+    table = read_params(handmade_root / "Train")
+    dataset = SourceDataset(records, table, cutout_size=(11, 11), noise=NoiseCache("none"),
+                            targets=["x", "y", "pa"], input_kind="clean", augment=True,
+                            line_width=1, seed=4)
+    angles = set()
+    for epoch in range(4):
+        dataset.set_epoch(epoch)
+        for index in range(len(dataset)):
+            stamp, target = dataset[index]
+            x, y, pa = target.tolist()
+            peak_y, peak_x = np.unravel_index(int(torch.argmax(stamp[0])), stamp[0].shape)
+            assert (peak_x, peak_y) == (round(x), round(y))  # point sources: peak at (x, y)
+            assert pa in (30.0, 150.0, 120.0, 60.0)
+            angles.add(pa)
+    assert len(angles) > 1
