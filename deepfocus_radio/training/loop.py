@@ -9,7 +9,7 @@ from pathlib import Path
 import torch
 from tqdm.auto import tqdm
 
-from deepfocus_radio.exceptions import ConfigError, OutputExistsError
+from deepfocus_radio.exceptions import ConfigError, InputDataError, OutputExistsError
 from deepfocus_radio.training import checkpoint as ckpt
 from deepfocus_radio.training.config import dump_config, load_config
 from deepfocus_radio.training.losses import build_loss
@@ -103,6 +103,8 @@ def train(config, *, overrides=(), resume=None, callback=None):
     ------
     ConfigError, InputDataError, ModelMismatchError, CheckpointError, OutputExistsError
         Invalid configuration or data, detected before training starts.
+    InputDataError
+        Also when training diverges (non-finite training loss).
     """
     cfg = load_config(config, overrides=overrides)
     if resume is not None:
@@ -205,6 +207,10 @@ class _Run:
         started = time.perf_counter()
         train_loss, terms, n_samples = self._train_epoch(epoch)
         train_seconds = time.perf_counter() - started
+        if not math.isfinite(train_loss):
+            raise InputDataError(
+                f"training diverged in epoch {epoch + 1}: the training loss is {train_loss}; "
+                "lower optim.lr, set optim.grad_clip, or check the data for NaNs")
         val_loss = self._validate()
         self.schedule.end_epoch(val_loss)
         record = {"epoch": epoch, "train_loss": train_loss, "val_loss": val_loss,

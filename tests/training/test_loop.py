@@ -78,6 +78,13 @@ def test_early_stopping(handmade_root, tmp_path):
     assert result.history[0]["val_loss"] == result.history[1]["val_loss"]
 
 
+def test_divergence_is_reported(handmade_root, tmp_path):
+    config = deconvolver_config(handmade_root, tmp_path / "run",
+                                optim={"lr": 1e30, "name": "sgd", "momentum": 0.0})
+    with pytest.raises(InputDataError, match="training diverged in epoch 1.*lower optim.lr"):
+        train(config)
+
+
 def test_failures_before_training(handmade_root, tmp_path):
     out = tmp_path / "run"
     with pytest.raises(ConfigError, match="'train.learning_rate'"):
