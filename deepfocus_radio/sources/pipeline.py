@@ -12,6 +12,7 @@ from deepfocus_radio.exceptions import ConfigError, InputDataError
 from deepfocus_radio.noise import channel_noise
 from deepfocus_radio.sources._arrays import CubeReader
 from deepfocus_radio.sources.characterize import characterize_sources
+from deepfocus_radio.sources.continuum import MIN_CHANNELS, ContinuumSubtracted
 from deepfocus_radio.sources.detection import detect_sources
 
 __all__ = ["find_sources", "open_dirty"]
@@ -91,7 +92,8 @@ def _checked(data, wcs, beam):
 
 
 def find_sources(cube, model="alma", *, threshold=4.0, tile=None, halo=None, batch_size=None,
-                 device=None, pb=None, progress=True, **detect_options):
+                 device=None, pb=None, subtract_continuum=True, progress=True,
+                 **detect_options):
     """Find and characterize the sources of a dirty cube.
 
     Noise of the dirty cube (robust, per channel) -> ``deconvolve(cube, model)`` ->
@@ -113,6 +115,11 @@ def find_sources(cube, model="alma", *, threshold=4.0, tile=None, halo=None, bat
         Primary-beam response, (chan, y, x) or (y, x), peak 1 (e.g. CASA's ``.pb``):
         ``peak``, ``flux`` and their errors are divided by the response at each source's
         centroid pixel; the SNR is unchanged. ``meta['pb_corrected']`` records it.
+    subtract_continuum : bool, optional
+        Subtract each pixel's median over channels from the searched cube before detection
+        and measurement (:mod:`deepfocus_radio.sources.continuum`), so that ``flux`` is a
+        line flux. Skipped for images and cubes of fewer than 8 channels.
+        ``meta['continuum_subtracted']`` records it.
     progress : bool, optional
         Progress bars.
     **detect_options
@@ -133,7 +140,8 @@ def find_sources(cube, model="alma", *, threshold=4.0, tile=None, halo=None, bat
     with open_dirty(cube) as (data, wcs, beam):
         return _pipeline(data, wcs, beam, model, threshold=threshold, pb=pb, progress=progress,
                          inference=dict(tile=tile, halo=halo, batch_size=batch_size,
-                                        device=device), detect_options=detect_options)
+                                        device=device), detect_options=detect_options,
+                         subtract_continuum=subtract_continuum)
 
 
 def _deconvolved(data, model, scratch, *, progress, **inference):
@@ -157,15 +165,16 @@ def _deconvolved(data, model, scratch, *, progress, **inference):
                         meta=searched.meta, beam=searched.beam)
 
 
-def _pipeline(data, wcs, beam, model, *, threshold, pb, progress, inference, detect_options):
+def _pipeline(data, wcs, beam, model, *, threshold, pb, progress, inference, detect_options,
+              subtract_continuum):
     with contextlib.ExitStack() as stack:
         return _run_stages(data, wcs, beam, model, stack, threshold=threshold, pb=pb,
                            progress=progress, inference=inference,
-                           detect_options=detect_options)
+                           detect_options=detect_options, contsub=subtract_continuum)
 
 
 def _run_stages(data, wcs, beam, model, stack, *, threshold, pb, progress, inference,
-                detect_options):
+                detect_options, contsub):
     dirty_reader = CubeReader(data)
     noise = channel_noise(_PlaneView(dirty_reader))
     searched_noise = None
@@ -181,6 +190,12 @@ def _run_stages(data, wcs, beam, model, stack, *, threshold, pb, progress, infer
         searched_noise = channel_noise(_PlaneView(CubeReader(searched)))
     # noise in the searched cube's unit (the network returns Jy/beam)
     noise = noise * _unit_to_jy_beam(dirty_reader) / _unit_to_jy_beam(CubeReader(searched))
+    contsub = contsub and dirty_reader.ndim == 3 and dirty_reader.shape[0] >= MIN_CHANNELS
+    provenance["continuum_subtracted"] = bool(contsub)
+    if contsub:
+        beam_pix = _beam_pixels(beam, wcs)
+        searched = ContinuumSubtracted(searched, grow=beam_pix,
+                                       min_pixels=max(1, int(np.pi / 16 * beam_pix**2)))
     detections = detect_sources(searched, noise=noise, noise_cube=data, wcs=wcs, beam=beam,
                                 threshold=threshold, progress=progress, **detect_options)
     table = characterize_sources(searched, detections, noise=noise, wcs=wcs, beam=beam,
@@ -189,6 +204,12 @@ def _run_stages(data, wcs, beam, model, stack, *, threshold, pb, progress, infer
     if pb is not None:
         _correct_primary_beam(table, pb, dirty_reader.shape)
     return table
+
+
+def _beam_pixels(beam, wcs):
+    """Beam major-axis FWHM in whole pixels (rounded up)."""
+    scale = wcs.celestial.proj_plane_pixel_scales()[0].to_value(u.arcsec)
+    return int(np.ceil(beam.major.to_value(u.arcsec) / scale))
 
 
 def _unit_to_jy_beam(reader):
