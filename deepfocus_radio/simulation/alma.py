@@ -200,7 +200,18 @@ def _components(src, obs, beam_px, gain, shape):
 def measure_sources(sources, *, clean, dirty_signal, noise_rms):
     """Measure ``peak`` (clean cube) and ``snr`` (noise-free dirty cube / noise) in place.
 
-    Each is the maximum within +-1 pixel and +-1 channel of the source's nearest voxel.
+    Each is the maximum within +-1 pixel and +-1 channel of the source's nearest voxel, so
+    for a blended source it includes whatever a neighbour adds there.
+
+    Parameters
+    ----------
+    sources : list of dict
+        Sources with ``x``, ``y``, ``z`` (pixels, channels); ``peak`` (Jy/beam) and ``snr``
+        are set.
+    clean, dirty_signal : ndarray, shape (nchan, ny, nx)
+        Noise-free clean and dirty cubes, Jy/beam.
+    noise_rms : ndarray, shape (nchan,)
+        Noise rms per channel of the dirty cube, Jy/beam.
     """
     nchan, ny, nx = clean.shape
     for src in sources:
