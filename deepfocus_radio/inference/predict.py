@@ -216,6 +216,7 @@ def predict_tiled(array, model, *, tile=None, halo=None, batch_size=None, blend=
     import dask.array as da
 
     from deepfocus_radio.io._compute import compute
+    from deepfocus_radio.io.fits import LazyArray
     from deepfocus_radio.models import load_model
 
     if out is not None and Path(out).exists() and not overwrite:
@@ -233,7 +234,9 @@ def predict_tiled(array, model, *, tile=None, halo=None, batch_size=None, blend=
                         settings.blend, _size_multiple(module))
     spec = ModelSpec(module, device=device, spatial_dims=spatial_dims,
                      threads=threads, amp=amp)
-    source = data if is_dask else da.from_array(data, chunks=layout.chunks)
+    # (from_array would copy a numpy array or memory map whole; LazyArray reads per chunk)
+    source = data if is_dask else da.from_array(LazyArray(data), chunks=layout.chunks,
+                                                asarray=True, name=False)
     sigma = channel_sigma(source, noise)
     if out is not None:
         from deepfocus_radio.inference.store import predict_to_store

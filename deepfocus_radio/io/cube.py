@@ -8,7 +8,7 @@ from astropy.wcs import FITSFixedWarning
 
 from deepfocus_radio.exceptions import InputDataError
 from deepfocus_radio.io._compute import atomic_directory
-from deepfocus_radio.io.fits import FitsImage, is_fits, quiet_wcs_fixes
+from deepfocus_radio.io.fits import FitsImage, LazyArray, is_fits, quiet_wcs_fixes
 from deepfocus_radio.io.zarr_store import (
     check_destination,
     cube_beam,
@@ -117,7 +117,7 @@ def _stream_fits(image, dst, chunks, overwrite, progress, client):
 
     chunks = default_chunks(image.shape, chunks)
     native = image.dtype
-    data = da.from_array(image.data, chunks=chunks, asarray=True, name=False).astype(native)
+    data = da.from_array(LazyArray(image.data, native), chunks=chunks, asarray=True, name=False)
     with atomic_directory(dst, overwrite=overwrite) as tmp:
         array = create_store(
             tmp,
@@ -205,8 +205,8 @@ def _fits_cube(image, use_dask):
     if use_dask:
         import dask.array as da
 
-        data = da.from_array(data, chunks=default_chunks(image.shape), asarray=True)
-        data = data.astype(image.dtype)
+        data = da.from_array(LazyArray(data, image.dtype), chunks=default_chunks(image.shape),
+                             asarray=True, name=False)
     mask = LazyMask(np.isfinite, data=data, wcs=image.wcs)
     meta = {"BUNIT": image.header.get("BUNIT", "")}
     cls = DaskSpectralCube if use_dask else SpectralCube

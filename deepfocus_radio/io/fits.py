@@ -26,6 +26,7 @@ __all__ = [
     "normalized_header",
     "write_fits",
     "quiet_wcs_fixes",
+    "LazyArray",
 ]
 
 _WCS_AXIS_KEY = re.compile(
@@ -240,6 +241,28 @@ def _stokes_i_index(wcs, fits_axis, length, path):
             "extract the plane to use into its own file"
         )
     return int(matches[0])
+
+
+class LazyArray:
+    """Array-like view that dask slices lazily (``dask.array.from_array`` copies a numpy
+    array or memory map whole, eagerly; this wrapper makes it read chunk by chunk).
+
+    Parameters
+    ----------
+    data : array-like
+        Anything with ``shape``, ``dtype`` and numpy-style slicing (a memory map...).
+    dtype : numpy dtype, optional
+        Type of the slices returned (default: ``data``'s, in native byte order).
+    """
+
+    def __init__(self, data, dtype=None):
+        self._data = data
+        self.shape = tuple(data.shape)
+        self.dtype = np.dtype(dtype or np.dtype(data.dtype).newbyteorder("="))
+        self.ndim = len(self.shape)
+
+    def __getitem__(self, key):
+        return np.asarray(self._data[key]).astype(self.dtype, copy=False)
 
 
 class _Take:
