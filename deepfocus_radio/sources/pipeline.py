@@ -1,5 +1,11 @@
-"""``find_sources``: from a dirty cube to a catalogue (noise, deconvolution, detection,
-characterization), with optional primary-beam correction and provenance."""
+"""``find_sources``: from a dirty cube to a catalogue.
+
+Stages: robust per-channel noise of the dirty cube -> deconvolution by a network (kept in
+memory, or in a temporary zarr store when it would not fit, so that it is computed once)
+-> continuum subtraction -> detection with thresholds in dirty-cube noise -> characterization
+-> optional primary-beam correction. ``table.meta`` records the model, the sha256 of its
+weights and the settings that shaped the catalogue.
+"""
 
 import contextlib
 import tempfile
@@ -97,7 +103,8 @@ def find_sources(cube, model="alma", *, threshold=4.0, tile=None, halo=None, bat
     """Find and characterize the sources of a dirty cube.
 
     Noise of the dirty cube (robust, per channel) -> ``deconvolve(cube, model)`` ->
-    :func:`detect_sources` (thresholds in dirty-cube noise) -> :func:`characterize_sources`.
+    continuum subtraction -> :func:`detect_sources` (thresholds in dirty-cube noise) ->
+    :func:`characterize_sources`.
 
     Parameters
     ----------
