@@ -7,7 +7,6 @@ in Jy/beam; the noise is white noise smoothed so that its autocorrelation is the
 
 import numpy as np
 import pytest
-from astropy import units as u
 from astropy.io import fits
 from scipy import ndimage
 
@@ -98,5 +97,3 @@ def fits_cube(tmp_path):
 
     return _write
 
-
-BEAM_AREA_UNIT = u.Jy / u.beam

@@ -61,7 +61,7 @@ def test_chunked_equals_whole_cube(cube):
     options = dict(noise=cube["sigma"], noise_cube=cube["dirty"], wcs=cube["wcs"],
                    beam=cube["beam"])
     whole = detect_sources(cube["dirty"], **options)
-    chunked = detect_sources(cube["dirty"], chunks=(7, 13, 20), **options)
+    chunked = detect_sources(cube["dirty"], chunks=(7, 13, 20), progress=True, **options)
     lazy = detect_sources(da.from_array(cube["dirty"], chunks=(8, 16, 16)), chunks=11,
                           **options)
     np.testing.assert_array_equal(whole.label_image(), chunked.label_image())
