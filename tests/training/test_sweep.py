@@ -1,3 +1,5 @@
+import json
+
 import optuna
 import pytest
 import yaml
@@ -33,6 +35,9 @@ def test_sweep_resumes_from_sqlite_and_exports_a_trainable_config(handmade_root,
     assert numbers == [0, 1, 2]
     assert resumed.study.trials[0].params == first.study.trials[0].params
     assert resumed.study.trials[0].value == first.study.trials[0].value
+    history = json.loads((tmp_path / "sweep" / "trial_0000" / "metrics.json").read_text())
+    reported = resumed.study.trials[0].intermediate_values
+    assert reported == {r["epoch"]: pytest.approx(r["val_loss"]) for r in history["history"]}
     assert (tmp_path / "sweep" / "trial_0002" / "metrics.json").is_file()
     finished = [t for t in resumed.study.trials if t.state == optuna.trial.TrialState.COMPLETE]
     assert resumed.best_value == min(t.value for t in finished)
