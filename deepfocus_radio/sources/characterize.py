@@ -217,19 +217,23 @@ def _progress(iterable, enabled):
 
 
 def _unit_scale(reader):
-    """Factor to Jy/beam and the unit overrides for images."""
+    """Factor to the catalogue's brightness unit, and the unit overrides for images.
+
+    Cubes must be in a flux density per beam (converted to Jy/beam). Images may also be
+    line-integrated maps (Jy/beam km/s), whose ``flux`` is then in Jy km/s; a continuum
+    image's ``flux`` is in Jy.
+    """
     unit = u.Unit(reader.unit) if reader.unit is not None else u.Jy / u.beam
-    units = {}
-    if reader.ndim == 2:
-        flux_unit = unit * u.beam
-        units = {"flux": flux_unit, "peak": unit}
-        return 1.0, units
-    if not unit.is_equivalent(u.Jy / u.beam):
-        raise InputDataError(
-            f"the cube's brightness unit is {unit}, not a flux density per beam; convert it "
-            "to Jy/beam first (e.g. cube.to(u.Jy / u.beam))"
-        )
-    return float(unit.to(u.Jy / u.beam)), units
+    targets = [u.Jy / u.beam] + ([u.Jy / u.beam * u.km / u.s] if reader.ndim == 2 else [])
+    for target in targets:
+        if unit.is_equivalent(target):
+            units = {} if reader.ndim == 3 else {"flux": target * u.beam, "peak": target}
+            return float(unit.to(target)), units
+    what = "cube" if reader.ndim == 3 else "image"
+    raise InputDataError(
+        f"the {what}'s brightness unit is {unit}, not a flux density per beam; convert it "
+        "to Jy/beam first (e.g. cube.to(u.Jy / u.beam))"
+    )
 
 
 def _catalog_meta(geometry, detections, provenance):

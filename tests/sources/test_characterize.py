@@ -231,3 +231,21 @@ def test_velocity_axis_gives_observed_frequencies():
     expected = 299792.458 * 1e6 / (230e9 + 3e6)  # c dnu / nu_obs at channel 3
     assert velo.velocity_width(3) == pytest.approx(expected, rel=1e-9)
     assert velo.pa(120.0) == pytest.approx(30.0)  # +x rotated 120 deg = PA 30 (east left)
+
+
+def test_moment_zero_image_in_mjy_per_beam_km_per_s():
+    from conftest import build_cube
+
+    src = dict(x=20, y=22, flux=0.05, major=0.5, minor=0.25, pa=30)
+    _, dirty, _, header = build_cube((48, 48), [src], noise=2e-4, seed=2)
+    header = header.copy()
+    header["BUNIT"] = "mJy/beam km/s"
+    image = dirty * 1e3 * u.mJy / u.beam * u.km / u.s
+    wcs, beam = WCS(header), radio_beam.Beam.from_fits_header(header)
+    det = detect_sources(image, noise=0.2, noise_cube=dirty, wcs=wcs, beam=beam)
+    table = characterize_sources(image, det, noise=0.2, wcs=wcs, beam=beam)
+    assert table["flux"].unit == u.Jy * u.km / u.s
+    assert table["peak"].unit == u.Jy / u.beam * u.km / u.s
+    assert _nearest(table, src)["flux"].value == pytest.approx(0.05, rel=0.05)
+    with pytest.raises(InputDataError, match="image's brightness unit is K"):
+        characterize_sources(dirty * u.K, det, noise=1e-3, wcs=wcs, beam=beam)
