@@ -188,11 +188,13 @@ def detect_sources(cube, *, noise, wcs=None, beam=None, noise_cube=None, thresho
     if deblend:
         split = dict(min_distance=max(1, int(round(beam_pix / 2))) if beam_pix else 2,
                      contrast=deblend_contrast, prominence=deblend_prominence)
-    segments, peak_snr, sum_snr = _find(reader, noise, sign=1.0, split=split, **search)
+    found = _search(reader, signs=(1.0, -1.0) if reliability else (1.0,), **search)
+    segments, peak_snr, sum_snr = _measured(reader, found[1.0], noise, sign=1.0, split=split)
     rel = np.full(len(segments), np.nan)
     n_negative = 0
     if reliability and segments:
-        negatives, neg_peak, neg_sum = _find(reader, noise, sign=-1.0, split=split, **search)
+        negatives, neg_peak, neg_sum = _measured(reader, found[-1.0], noise, sign=-1.0,
+                                                 split=split)
         n_negative = len(negatives)
         rel = _reliability(
             detection_features(peak_snr, sum_snr, [s.n_pixels for s in segments]),
@@ -265,25 +267,30 @@ def _block_grid(shape, chunks):
     return grid
 
 
-def _search(reader, *, sign, kernels, levels, blocks, min_pixels, min_channels, progress):
-    """Detection mask block by block, linked into objects, filtered by size."""
+def _search(reader, *, signs, kernels, levels, blocks, min_pixels, min_channels, progress):
+    """Detection masks block by block (one per sign, from the same smoothed data, as
+    smoothing is linear), linked into objects and filtered by size."""
     from tqdm.auto import tqdm
 
     halo = _smoothing.kernel_halo(kernels)
-    linker = BlockLinker()
+    linkers = {sign: BlockLinker() for sign in signs}
     for index, core in tqdm(blocks, desc="detect", disable=not progress or len(blocks) < 2):
         outer = tuple(slice(max(0, c.start - h), min(n, c.stop + h))
                       for c, h, n in zip(core, halo, reader.shape))
         inner = tuple(slice(c.start - o.start, c.stop - o.start) for c, o in zip(core, outer))
         block = reader.read(outer)
         finite = np.isfinite(block)
-        data = np.where(finite, sign * block, 0.0).astype(np.float32)
-        mask = np.zeros(block.shape, dtype=bool)
+        data = np.where(finite, block, 0.0).astype(np.float32)
+        masks = {sign: np.zeros(block.shape, dtype=bool) for sign in signs}
         for kernel, level in zip(kernels, levels):
-            mask |= _smoothing.smooth(data, kernel) > level[outer[0], None, None]
-        linker.add_block(index, core, (mask & finite)[inner])
-    return [seg for seg in linker.segments()
-            if seg.n_pixels >= min_pixels and seg.n_channels >= min_channels]
+            smoothed = _smoothing.smooth(data, kernel)
+            for sign in signs:
+                masks[sign] |= sign * smoothed > level[outer[0], None, None]
+        for sign in signs:
+            linkers[sign].add_block(index, core, (masks[sign] & finite)[inner])
+    return {sign: [seg for seg in linker.segments()
+                   if seg.n_pixels >= min_pixels and seg.n_channels >= min_channels]
+            for sign, linker in linkers.items()}
 
 
 def _levels(kernels, noise, threshold, noise_reader, beam_pix):
@@ -297,9 +304,8 @@ def _levels(kernels, noise, threshold, noise_reader, beam_pix):
     return levels
 
 
-def _find(reader, noise, *, sign, split, **search):
-    """Search one sign, deblend, and measure the SNR features."""
-    segments = _search(reader, sign=sign, **search)
+def _measured(reader, segments, noise, *, sign, split):
+    """Deblend the objects of one sign and measure their SNR features."""
     if split is not None:
         segments = _deblend(reader, segments, noise, sign=sign, **split)
     peak_snr, sum_snr = _snr_features(reader, segments, noise, sign=sign)
