@@ -79,19 +79,33 @@ def continuum_map(cube, *, clip=2.0, significance=5.0, min_pixels=1, grow=0, max
 
 
 def _block_level(data, clip, significance, max_iter):
-    sigma = MAD_TO_SIGMA * np.nanmedian(np.abs(np.diff(data, axis=0)), axis=0) / np.sqrt(2)
-    level = np.nanmedian(data, axis=0)
+    """Clipped-median level and its significance for a (chan, y, x) block.
+
+    Each spectrum is sorted once; the median of the channels below a cut is then the
+    middle of a prefix of the sorted spectrum, so each iteration only counts.
+    """
+    diffs = np.abs(np.diff(data, axis=0))
+    median = np.nanmedian if np.isnan(diffs).any() else np.median
+    sigma = MAD_TO_SIGMA * median(diffs, axis=0) / np.sqrt(2)
+    ordered = np.sort(data, axis=0)  # NaNs last
+    count = np.isfinite(data).sum(axis=0)
+    level = _prefix_median(ordered, count)
     for _ in range(max_iter):
-        kept = np.where(data <= level + clip * sigma, data, np.nan)
-        new = np.nanmedian(kept, axis=0)
-        new = np.where(np.isfinite(new), new, level)
-        if np.allclose(new, level, equal_nan=True):
+        kept = np.maximum((ordered <= (level + clip * sigma)[None]).sum(axis=0), 1)
+        if np.array_equal(kept, count):
             break
-        level = new
-    count = np.sum(data <= level + clip * sigma, axis=0)
+        count, level = kept, _prefix_median(ordered, kept)
     uncertainty = 1.25 * sigma / np.sqrt(np.maximum(count, 1))
     finite = np.isfinite(level)
     return np.where(finite, level, 0.0), finite & (level > significance * uncertainty)
+
+
+def _prefix_median(ordered, count):
+    """Median of the first ``count`` values of each sorted spectrum."""
+    count = np.maximum(count, 1)
+    low = np.take_along_axis(ordered, ((count - 1) // 2)[None], axis=0)[0]
+    high = np.take_along_axis(ordered, (count // 2)[None], axis=0)[0]
+    return 0.5 * (low + high)
 
 
 class ContinuumSubtracted:
@@ -109,8 +123,7 @@ class ContinuumSubtracted:
     Attributes
     ----------
     shape, ndim, unit, dtype
-        As an array: ``cube[slices]``, with a tuple of three slices, returns a float32
-        ndarray.
+        As an array: ``cube[key]`` (integers and slices, as numpy) returns float32 values.
     continuum : ndarray
         The subtracted map.
     """
@@ -125,6 +138,22 @@ class ContinuumSubtracted:
                           if continuum is None else np.asarray(continuum))
 
     def __getitem__(self, key):
-        slices = tuple(slice(*s.indices(n)[:2]) for s, n in zip(key, self.shape))
-        block = self._reader.read(slices)
-        return block - self.continuum[slices[1:]].astype(np.float32)
+        key = key if isinstance(key, tuple) else (key,)
+        key = key + (slice(None),) * (3 - len(key))
+        read, local = [], []
+        for item, n in zip(key, self.shape):
+            if isinstance(item, (int, np.integer)):
+                index = int(item) % n
+                read.append(slice(index, index + 1))
+                local.append(0)
+                continue
+            start, stop, step = item.indices(n)
+            if step > 0:
+                read.append(slice(start, max(start, stop)))
+                local.append(slice(None, None, step))
+            else:  # reversed: read the whole axis, index it as asked
+                read.append(slice(0, n))
+                local.append(item)
+        block = self._reader.read(tuple(read))
+        block -= self.continuum[tuple(read[1:])].astype(np.float32)
+        return block[tuple(local)]

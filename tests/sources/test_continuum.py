@@ -24,6 +24,11 @@ def test_median_map_and_lazy_subtraction():
     np.testing.assert_allclose(block, (cube[2:20, 1:4, :] - level[1:4, :]).astype(np.float32),
                                rtol=1e-5, atol=1e-6)
     assert subtracted[11:12, 2:3, 3:4][0, 0, 0] == pytest.approx(20.0, abs=0.05)
+    expected = (cube - level).astype(np.float32)
+    for key in [(11, 2, 3), (5, slice(None, None, 3), slice(1, None, 2)), (slice(None, None, -1),),
+                (-1, slice(2, 8), 4)]:
+        np.testing.assert_allclose(subtracted[key], expected[key], rtol=1e-5, atol=1e-6,
+                                   err_msg=str(key))
     np.testing.assert_array_equal(cube[:, 2, 3] > 4, True)  # the input is unchanged
 
 
