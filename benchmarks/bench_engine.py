@@ -155,26 +155,28 @@ _OUT_OF_CORE = textwrap.dedent("""
     def anonymous():  # resident memory minus file-backed pages (memory maps, libraries)
         info = process.memory_info()
         return info.rss - info.shared
-    baseline = anonymous()
+    after_torch = anonymous()
     import numpy as np
     import deepfocus_radio
     from deepfocus_radio.inference import deconvolve
     torch.manual_seed(0)
-    model = torch.nn.Sequential(torch.nn.Conv3d(1, 4, 3, padding=1), torch.nn.Tanh(),
-                                torch.nn.Conv3d(4, 1, 3, padding=1)).eval()
+    model = torch.nn.Sequential(torch.nn.Conv3d(1, 2, 3, padding=1), torch.nn.Tanh(),
+                                torch.nn.Conv3d(2, 1, 1)).eval()
+    after_imports = anonymous()
     peak = [0]
     done = threading.Event()
     def sample():
         while not done.is_set():
-            peak[0] = max(peak[0], anonymous() - baseline)
-            time.sleep(0.02)
+            peak[0] = max(peak[0], anonymous())
+            time.sleep(0.01)
     threading.Thread(target=sample, daemon=True).start()
     start = time.perf_counter()
-    deconvolve(sys.argv[1], model, tile=(16, 128, 128), halo=(2, 2, 2), batch_size=2,
-               out=sys.argv[2], progress=False, num_workers=2, threads=1)
+    deconvolve(sys.argv[1], model, tile=(16, 96, 96), halo=(1, 1, 1), batch_size=1,
+               out=sys.argv[2], progress=False, num_workers=1, threads=2)
     seconds = time.perf_counter() - start
     done.set()
-    print(json.dumps({"seconds": seconds, "peak_above_torch_mib": peak[0] / 2**20}))
+    print(json.dumps({"seconds": seconds, "peak_above_imports_mib": (peak[0] - after_imports) / 2**20,
+                      "peak_above_torch_mib": (peak[0] - after_torch) / 2**20}))
 """)
 
 
@@ -201,9 +203,14 @@ def _random_store(path, shape):
 
 
 def test_out_of_core(benchmark, tmp_path):
-    """Peak memory stays under a budget on a cube 4x larger; time per voxel stays flat."""
-    budget_mib = 64 * SCALE
-    base = _scaled((32, 512, 512))  # 32 MiB x SCALE
+    """Peak memory stays under a budget on a cube 4x larger; time per voxel stays flat.
+
+    The cube grows along the spectral axis; memory is measured above the level after the
+    imports (torch, deepfocus_radio and its dependencies), and also reported above the level
+    right after ``import torch``.
+    """
+    budget_mib = 96 * SCALE
+    base = _scaled((48, 512, 512))  # 48 MiB x SCALE
     results = {}
     for factor in (1, 2, 4, 8):
         shape = (base[0] * factor, base[1], base[2])
@@ -211,7 +218,7 @@ def test_out_of_core(benchmark, tmp_path):
         output = subprocess.run([sys.executable, "-c", _OUT_OF_CORE, str(source),
                                  str(tmp_path / f"out{factor}.zarr")], check=True,
                                 capture_output=True, text=True,
-                                env={**os.environ, "OMP_NUM_THREADS": "1"})
+                                env={**os.environ, "OMP_NUM_THREADS": "2"})
         figures = json.loads(output.stdout.strip().splitlines()[-1])
         figures["cube_mib"] = np.prod(shape) * 4 / 2**20
         figures["ns_per_voxel"] = figures["seconds"] / np.prod(shape) * 1e9
@@ -225,7 +232,7 @@ def test_out_of_core(benchmark, tmp_path):
     benchmark.extra_info.update(summary)
     print("\nout of core", json.dumps(summary, default=float))
     assert results[8]["cube_mib"] >= 4 * budget_mib
-    assert results[8]["peak_above_torch_mib"] < budget_mib
+    assert max(r["peak_above_imports_mib"] for r in results.values()) < budget_mib
 
 
 _CONVERT = textwrap.dedent("""

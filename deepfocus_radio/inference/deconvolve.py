@@ -59,6 +59,22 @@ def _cube_in_jy_per_beam(cube):
     return cube
 
 
+def _cube_values(cube):
+    """The cube's values, lazily where they are, with blanked voxels as NaN.
+
+    Cubes read from files are masked where their values are not finite, and tiled
+    inference treats non-finite voxels as blanks anyway: their raw data are used as they
+    are (no mask evaluated inside every dask task). Other masks are applied (NaN).
+    """
+    from spectral_cube.masks import LazyMask
+
+    mask = cube._mask
+    if (isinstance(mask, LazyMask) and mask._function is np.isfinite
+            and mask._data is cube._data):
+        return cube._data
+    return cube._get_filled_data(fill=np.nan)
+
+
 def _channel_width_kms(cube):
     from deepfocus_radio.conventions import channel_width_kms
 
@@ -169,7 +185,7 @@ def deconvolve(cube, model="alma", *, tile=None, halo=None, batch_size=None, ble
     module = load_model(model)
     spatial_dims = _check_model(module, 3)
     cube = _cube_in_jy_per_beam(_open_input(cube, spatial_dims))
-    data = cube._get_filled_data(fill=np.nan)
+    data = _cube_values(cube)
     lazy = isinstance(data, da.Array)
     noise = channel_sigma(data if lazy else da.from_array(LazyArray(data), chunks=(1, -1, -1),
                                                           asarray=True, name=False))

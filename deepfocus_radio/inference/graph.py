@@ -102,7 +102,33 @@ def predict_block(spec, sigma, plan, batch_size, parts):
     inner = tuple(slice(lo - rlo, hi - rlo) for (lo, hi), (rlo, _) in zip(plan.bounds, plan.region))
     block *= sigma[inner[0]][:, None, None].astype(np.float32)
     block[~finite[inner]] = np.nan
+    del box, region, normalized, tiles, outputs
+    _release_freed_memory()
     return block
+
+
+def _release_freed_memory():
+    """Give freed heap memory back to the system (glibc only).
+
+    Tiles, activations and regions are large, short-lived and allocated from several
+    threads: glibc keeps the freed blocks in its arenas, and a long run's resident memory
+    grows to several times its working set (measured: 260 MiB instead of 60 MiB on a
+    64 MiB cube). ``malloc_trim`` after each block keeps memory flat; it costs ~1 ms.
+    """
+    trim = _MALLOC_TRIM[0]
+    if trim is None:
+        try:
+            import ctypes
+
+            trim = ctypes.CDLL("libc.so.6").malloc_trim
+        except (OSError, AttributeError):
+            trim = False
+        _MALLOC_TRIM[0] = trim
+    if trim:
+        trim(0)
+
+
+_MALLOC_TRIM = [None]
 
 
 def _region_index(plan):

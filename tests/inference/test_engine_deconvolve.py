@@ -44,6 +44,16 @@ def test_deconvolve_casa_4d_fits_cube(fits_cube, cube, model, use_dask):
     np.testing.assert_allclose(_values(clean), expected, rtol=1e-6, atol=1e-6, equal_nan=True)
 
 
+def test_masked_voxels_are_blanks(fits_cube, cube, model):
+    dirty = open_cube(fits_cube, use_dask=True)
+    masked = dirty.with_mask(dirty > 1.5 * u.Jy / u.beam)  # a mask of the user's own
+    clean = _values(deconvolve(masked, model, **TILING))
+    blank = ~np.asarray(masked.mask.include())
+    assert np.isnan(clean[blank]).all() and np.isfinite(clean[~blank]).all()
+    expected = predict_tiled(np.where(blank, np.nan, cube), model, **TILING)
+    np.testing.assert_allclose(clean, expected, rtol=1e-6, atol=1e-6, equal_nan=True)
+
+
 def test_deconvolve_paths_to_zarr_and_fits(fits_cube, model, tmp_path):
     reference = _values(deconvolve(open_cube(fits_cube), model, **TILING))
     as_zarr = deconvolve(fits_cube, model, out=tmp_path / "clean.zarr", **TILING)
