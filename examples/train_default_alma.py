@@ -12,7 +12,6 @@ channel width, crowding) with a fixed seed; (2) train ``examples/configs/alma_de
 
 import argparse
 import json
-import time
 from pathlib import Path
 
 from deepfocus_radio.models import load_model, save_pretrained
@@ -58,16 +57,19 @@ def training_ranges(config):
     }
 
 
-def export(run_dir, config, seconds):
+def export(run_dir, config):
     """Write the best checkpoint of ``run_dir`` as the shipped model "alma"."""
     model = load_model(Path(run_dir) / "best.safetensors")
-    history = json.loads((Path(run_dir) / "metrics.json").read_text())
+    metrics = json.loads((Path(run_dir) / "metrics.json").read_text())
+    history = metrics["history"] if isinstance(metrics, dict) else metrics
+    seconds = sum(record["seconds"] for record in history)
     card = save_pretrained(
         model, "alma", overwrite=True,
         training_ranges=training_ranges(config),
         description="3D U-Net deconvolver for ALMA-like spectral-line cubes, trained on "
                     "the deepfocus_radio simulator (examples/train_default_alma.py)",
-        metadata={"training_seconds": round(seconds), "epochs": len(history.get("history", history)),
+        metadata={"training_seconds": round(seconds), "epochs": len(history),
+                  "best_val_loss": min(record["val_loss"] for record in history),
                   "simulation": json.dumps({k: list(v) if isinstance(v, tuple) else v
                                             for k, v in TRAINING_SIMULATION.items()}),
                   "retrain": "python examples/train_default_alma.py"},
@@ -85,11 +87,10 @@ def main():
     args = parser.parse_args()
     config = simulate(args.data, args.n_train, args.n_valid)
     if args.export_only:
-        export(args.export_only, config, seconds=float("nan"))
+        export(args.export_only, config)
         return
-    start = time.perf_counter()
     result = train(CONFIG, overrides=[f"data.root={args.data}", *args.set])
-    export(result.output_dir, config, time.perf_counter() - start)
+    export(result.output_dir, config)
 
 
 if __name__ == "__main__":

@@ -13,7 +13,7 @@ from deepfocus_radio.sources.characterize import characterize_sources
 from deepfocus_radio.sources.detection import Detections, detect_sources
 from deepfocus_radio.sources.pipeline import find_sources
 from deepfocus_radio.sources.regions_io import catalog_to_regions
-from deepfocus_radio.sources.scoring import ScoreReport, score_catalog
+from deepfocus_radio.sources.scoring import ScoreReport, score_catalog, score_catalogs
 
 __all__ = [
     "CATALOG_COLUMNS",
@@ -28,5 +28,6 @@ __all__ = [
     "find_sources",
     "read_catalog",
     "score_catalog",
+    "score_catalogs",
     "write_catalog",
 ]

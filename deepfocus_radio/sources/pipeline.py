@@ -98,8 +98,8 @@ def _checked(data, wcs, beam):
 
 
 def find_sources(cube, model="alma", *, threshold=4.0, tile=None, halo=None, batch_size=None,
-                 device=None, pb=None, subtract_continuum=True, progress=True,
-                 **detect_options):
+                 device=None, pb=None, subtract_continuum=True, deconvolved=None,
+                 return_deconvolved=False, progress=True, **detect_options):
     """Find and characterize the sources of a dirty cube.
 
     Noise of the dirty cube (robust, per channel) -> ``deconvolve(cube, model)`` ->
@@ -127,6 +127,12 @@ def find_sources(cube, model="alma", *, threshold=4.0, tile=None, halo=None, bat
         and measurement (:mod:`deepfocus_radio.sources.continuum`), so that ``flux`` is a
         line flux. Skipped for images and cubes of fewer than 8 channels.
         ``meta['continuum_subtracted']`` records it.
+    deconvolved : SpectralCube or ndarray, optional
+        A deconvolution of ``cube`` already made (by :func:`deepfocus_radio.deconvolve`,
+        CLEAN...), Jy/beam, same shape: searched instead of running ``model``; the noise
+        still comes from the dirty ``cube``.
+    return_deconvolved : bool, optional
+        Also return the searched (deconvolved) cube, before continuum subtraction.
     progress : bool, optional
         Progress bars.
     **detect_options
@@ -136,19 +142,23 @@ def find_sources(cube, model="alma", *, threshold=4.0, tile=None, halo=None, bat
     -------
     `~astropy.table.QTable`
         The catalogue; ``meta`` records the model and the sha256 of its weights.
+        With ``return_deconvolved``, a tuple ``(catalogue, searched cube)``.
 
     Raises
     ------
     InputDataError
-        For an input without beam, or a primary beam of another shape.
+        For an input without beam, a primary beam or a ``deconvolved`` cube of another
+        shape.
     ConfigError
         For a 2D image with a model.
     """
     with open_dirty(cube) as (data, wcs, beam):
-        return _pipeline(data, wcs, beam, model, threshold=threshold, pb=pb, progress=progress,
-                         inference=dict(tile=tile, halo=halo, batch_size=batch_size,
-                                        device=device), detect_options=detect_options,
-                         subtract_continuum=subtract_continuum)
+        table, searched = _pipeline(
+            data, wcs, beam, model, threshold=threshold, pb=pb, progress=progress,
+            inference=dict(tile=tile, halo=halo, batch_size=batch_size, device=device),
+            detect_options=detect_options, subtract_continuum=subtract_continuum,
+            deconvolved=deconvolved)
+    return (table, searched) if return_deconvolved else table
 
 
 def _deconvolved(data, model, scratch, *, progress, **inference):
@@ -173,19 +183,33 @@ def _deconvolved(data, model, scratch, *, progress, **inference):
 
 
 def _pipeline(data, wcs, beam, model, *, threshold, pb, progress, inference, detect_options,
-              subtract_continuum):
+              subtract_continuum, deconvolved):
     with contextlib.ExitStack() as stack:
         return _run_stages(data, wcs, beam, model, stack, threshold=threshold, pb=pb,
                            progress=progress, inference=inference,
-                           detect_options=detect_options, contsub=subtract_continuum)
+                           detect_options=detect_options, contsub=subtract_continuum,
+                           deconvolved=deconvolved)
+
+
+def _given_deconvolution(deconvolved, shape):
+    reader = CubeReader(deconvolved)
+    if tuple(reader.shape) != tuple(shape):
+        raise InputDataError(f"the deconvolved cube has shape {tuple(reader.shape)} but the dirty "
+                             f"cube {tuple(shape)}: pass a deconvolution of this dirty cube")
+    header = getattr(deconvolved, "header", {})
+    return {"model": str(header.get("DFMODEL", "given deconvolved cube")),
+            "model_sha256": str(header.get("DFSHA256", ""))}
 
 
 def _run_stages(data, wcs, beam, model, stack, *, threshold, pb, progress, inference,
-                detect_options, contsub):
+                detect_options, contsub, deconvolved):
     dirty_reader = CubeReader(data)
     noise = channel_noise(_PlaneView(dirty_reader))
     searched_noise = None
-    if model is None:
+    if deconvolved is not None:
+        searched, provenance = deconvolved, _given_deconvolution(deconvolved, dirty_reader.shape)
+        searched_noise = channel_noise(_PlaneView(CubeReader(searched)))
+    elif model is None:
         searched, provenance = data, {"model": "none (dirty cube searched)"}
     elif dirty_reader.ndim == 2:
         raise ConfigError("a 2D image can only be searched with model=None (no deconvolution)")
@@ -199,6 +223,7 @@ def _run_stages(data, wcs, beam, model, stack, *, threshold, pb, progress, infer
     noise = noise * _unit_to_jy_beam(dirty_reader) / _unit_to_jy_beam(CubeReader(searched))
     contsub = contsub and dirty_reader.ndim == 3 and dirty_reader.shape[0] >= MIN_CHANNELS
     provenance["continuum_subtracted"] = bool(contsub)
+    unsubtracted = searched
     if contsub:
         beam_pix = _beam_pixels(beam, wcs)
         searched = ContinuumSubtracted(searched, grow=beam_pix,
@@ -210,7 +235,7 @@ def _run_stages(data, wcs, beam, model, stack, *, threshold, pb, progress, infer
                                  progress=progress)
     if pb is not None:
         _correct_primary_beam(table, pb, dirty_reader.shape)
-    return table
+    return table, unsubtracted
 
 
 def _beam_pixels(beam, wcs):

@@ -26,7 +26,7 @@ from astropy.table import QTable
 from deepfocus_radio.exceptions import ConfigError
 from deepfocus_radio.sources._matching import _column, greedy_match, resolve_geometry
 
-__all__ = ["ScoreReport", "ParameterErrors", "score_catalog"]
+__all__ = ["ScoreReport", "ParameterErrors", "score_catalog", "score_catalogs"]
 
 RELATIVE_PARAMETERS = ("flux", "fwhm_major", "fwhm_minor", "line_fwhm")
 
@@ -244,33 +244,97 @@ def score_catalog(found, truth, *, beam=None, pixel_scale=None, channel_width=No
     InputDataError
         When the catalogues share no coordinates.
     """
+    edges = _check_bins(snr_bins)
+    matched = _match_one(found, truth, dict(beam=beam, pixel_scale=pixel_scale,
+                                             channel_width=channel_width), resolved_factor)
+    return _report([matched], edges, dict(tolerance=tolerance, pa_tolerance=pa_tolerance,
+                                          position_tolerance=position_tolerance))
+
+
+def score_catalogs(pairs, *, snr_bins=(0, 3, 5, 10, np.inf), tolerance=0.1, pa_tolerance=10.0,
+                   position_tolerance=0.2, resolved_factor=1.5):
+    """Score many (found, truth) pairs, e.g. one per test cube, as one sample.
+
+    Sources are matched within each pair (each with its own beam, pixel scale and channel
+    width); counts and errors are then pooled over all pairs.
+
+    Parameters
+    ----------
+    pairs : iterable of (found, truth) or (found, truth, geometry)
+        Catalogues as in :func:`score_catalog`; ``geometry`` is an optional dict of its
+        ``beam``, ``pixel_scale`` and ``channel_width`` arguments.
+    snr_bins, tolerance, pa_tolerance, position_tolerance, resolved_factor : optional
+        As in :func:`score_catalog`.
+
+    Returns
+    -------
+    ScoreReport
+        Pooled scores; ``matches`` holds a ``pair`` column (0-based index of the pair).
+
+    Raises
+    ------
+    ConfigError
+        For no pairs, or invalid SNR bins.
+    """
+    edges = _check_bins(snr_bins)
+    matched = []
+    for pair in pairs:
+        found, truth, geometry = (tuple(pair) + ({},))[:3]
+        matched.append(_match_one(found, truth, geometry or {}, resolved_factor))
+    if not matched:
+        raise ConfigError("score_catalogs needs at least one (found, truth) pair")
+    return _report(matched, edges, dict(tolerance=tolerance, pa_tolerance=pa_tolerance,
+                                        position_tolerance=position_tolerance))
+
+
+def _check_bins(snr_bins):
+    edges = np.asarray(snr_bins, dtype=float)
+    if edges.size < 2 or np.any(np.diff(edges) <= 0):
+        raise ConfigError(f"snr_bins={tuple(snr_bins)} must be at least two increasing edges")
+    return edges
+
+
+def _match_one(found, truth, geometry_args, resolved_factor):
+    """Match one pair of catalogues; returns what the pooled summary needs."""
     from deepfocus_radio.sources.catalog import read_catalog
 
     found = found if isinstance(found, QTable) else read_catalog(found)
     truth = truth if isinstance(truth, QTable) else read_catalog(truth)
-    edges = np.asarray(snr_bins, dtype=float)
-    if edges.size < 2 or np.any(np.diff(edges) <= 0):
-        raise ConfigError(f"snr_bins={tuple(snr_bins)} must be at least two increasing edges")
-    geometry = resolve_geometry(found, truth, beam=beam, pixel_scale=pixel_scale,
-                                channel_width=channel_width)
+    geometry = resolve_geometry(found, truth, **geometry_args)
     t_idx, f_idx, sep, dz = greedy_match(found, truth, geometry)
     t_idx, f_idx = t_idx.astype(int), f_idx.astype(int)
-    tolerances = dict(tolerance=tolerance, pa_tolerance=pa_tolerance,
-                      position_tolerance=position_tolerance)
     resolved = (np.nan_to_num(_column(truth, "fwhm_major", u.arcsec), nan=0.0)
                 >= resolved_factor * (geometry.beam_arcsec or np.inf))
-    errors = _pair_errors(found, truth, t_idx, f_idx, sep, resolved)
+    return {"found": found, "truth": truth, "t_idx": t_idx, "f_idx": f_idx, "sep": sep,
+            "dz": dz, "errors": _pair_errors(found, truth, t_idx, f_idx, sep, resolved),
+            "mode": geometry.mode}
+
+
+def _report(matched, edges, tolerances):
+    """Pool matched pairs of one or more catalogue pairs into a ScoreReport."""
+    errors = {key: np.concatenate([m["errors"][key] for m in matched])
+              for key in matched[0]["errors"]}
+    t_snr = np.concatenate([np.asarray(_column(m["truth"], "snr"), float) for m in matched])
+    f_snr = np.concatenate([np.asarray(_column(m["found"], "snr"), float) for m in matched])
+    t_off = np.cumsum([0] + [len(m["truth"]) for m in matched])
+    f_off = np.cumsum([0] + [len(m["found"]) for m in matched])
+    t_idx = np.concatenate([m["t_idx"] + t_off[i] for i, m in enumerate(matched)]).astype(int)
+    f_idx = np.concatenate([m["f_idx"] + f_off[i] for i, m in enumerate(matched)]).astype(int)
     overall = _summaries(errors, np.ones(len(t_idx), dtype=bool), **tolerances)
-    bins = _bins(found, truth, edges, t_idx, f_idx, errors, tolerances)
-    n_t, n_f, n_m = len(truth), len(found), len(t_idx)
+    bins = _bins(t_snr, f_snr, edges, t_idx, f_idx, errors, tolerances)
+    n_t, n_f, n_m = int(t_off[-1]), int(f_off[-1]), len(t_idx)
     completeness = n_m / n_t if n_t else float("nan")
     purity = n_m / n_f if n_f else float("nan")
     f1 = (2 * completeness * purity / (completeness + purity)
           if n_t and n_f and completeness + purity > 0 else 0.0 if n_t or n_f else float("nan"))
-    matches = QTable({"truth_index": t_idx, "found_index": f_idx, "separation": sep,
-                      "channel_offset": dz})
+    columns = {"truth_index": np.concatenate([m["t_idx"] for m in matched]).astype(int),
+               "found_index": np.concatenate([m["f_idx"] for m in matched]).astype(int),
+               "separation": np.concatenate([np.asarray(m["sep"], float) for m in matched]),
+               "channel_offset": np.concatenate([np.asarray(m["dz"], float) for m in matched])}
+    if len(matched) > 1:
+        columns["pair"] = np.concatenate([np.full(len(m["t_idx"]), i) for i, m in enumerate(matched)])
     return ScoreReport(n_t, n_f, n_m, completeness, purity, f1, tuple(edges.tolist()), bins,
-                       overall, matches, geometry.mode)
+                       overall, QTable(columns), matched[0]["mode"])
 
 
 def _pair_errors(found, truth, t_idx, f_idx, sep, resolved):
@@ -311,9 +375,7 @@ def _summaries(errors, select, *, tolerance, pa_tolerance, position_tolerance):
     return out
 
 
-def _bins(found, truth, edges, t_idx, f_idx, errors, tolerances):
-    t_snr = _column(truth, "snr")
-    f_snr = _column(found, "snr")
+def _bins(t_snr, f_snr, edges, t_idx, f_idx, errors, tolerances):
     bins = []
     for lo, hi in zip(edges[:-1], edges[1:]):
         in_t = (t_snr >= lo) & (t_snr < hi)

@@ -188,3 +188,26 @@ def test_beam_from_a_quantity_in_meta():
         del table.meta["beam_major_arcsec"]
     truth.meta["beam_major"] = 500 * u.mas
     assert score_catalog(found, truth).n_matched == 1
+
+
+def test_score_catalogs_pools_pairs_with_their_own_geometry():
+    from astropy.table import QTable
+
+    from deepfocus_radio.sources import score_catalogs
+
+    truth = QTable({"x": [10.0, 30.0] * u.pix, "y": [10.0, 30.0] * u.pix, "z": [5.0, 8.0] * u.pix,
+                    "snr": [4.0, 20.0], "flux": [1.0, 2.0] * u.Jy * u.km / u.s})
+    # offset by 3 px: a match with a 4-px beam, none with a 2-px beam
+    found = QTable({"x": [13.0, 30.0] * u.pix, "y": [10.0, 30.0] * u.pix, "z": [5.0, 8.0] * u.pix,
+                    "snr": [4.0, 20.0], "flux": [1.1, 2.0] * u.Jy * u.km / u.s})
+    wide = dict(beam=4.0, channel_width=1 * u.km / u.s)
+    narrow = dict(beam=2.0, channel_width=1 * u.km / u.s)
+    pooled = score_catalogs([(found, truth, wide), (found, truth, narrow)])
+    assert (pooled.n_truth, pooled.n_found, pooled.n_matched) == (4, 4, 3)
+    assert pooled.completeness == pytest.approx(0.75)
+    assert list(pooled.matches["pair"]) == [0, 0, 1]
+    single = score_catalog(found, truth, **wide)
+    assert single.n_matched == 2
+    assert pooled.errors["flux"].n == 3
+    with pytest.raises(ConfigError, match="at least one"):
+        score_catalogs([])
