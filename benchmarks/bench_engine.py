@@ -136,6 +136,30 @@ def test_against_monai_sliding_window(benchmark):
     print("\nvs MONAI", json.dumps(figures, default=float))
 
 
+def test_blend_crop_vs_linear(benchmark):
+    """Overlap reconciliation: agreement with the whole pass and time, crop vs linear."""
+    from deepfocus_radio.inference import predict_tiled
+    from deepfocus_radio.noise import channel_noise
+
+    torch.set_num_threads(THREADS)
+    model = _unet()
+    data = np.random.default_rng(3).normal(size=_scaled((32, 128, 128))).astype(np.float32)
+    data[10:14, 40:48, 50:58] += 10.0
+    sigma = channel_noise(data)
+    figures = {}
+    for halo in [(8, 8, 8), (8, 16, 16)]:
+        reference = _whole(model, data, halo, sigma, 8)
+        for blend in ("crop", "linear"):
+            result, seconds = _timed(predict_tiled, data, model, tile=(48, 64, 64), halo=halo,
+                                     blend=blend, batch_size=2, progress=False, num_workers=1)
+            figures[f"{blend}-halo{halo[1]}"] = {
+                "deviation": float(np.abs(result - reference).max() / np.ptp(reference)),
+                "seconds": seconds}
+    benchmark.pedantic(lambda: None, rounds=1)
+    benchmark.extra_info.update(figures)
+    print("\nblend", json.dumps(figures))
+
+
 def _equal_agreement(ours, theirs):
     """Speed ratios at equal agreement: for each MONAI setting, MONAI's time over the time of
     our fastest setting that is at least as close to the whole pass (None if none is)."""

@@ -7,7 +7,7 @@ HELP = "Deconvolve a dirty cube (FITS, CASA image or zarr) with a network, out o
 EXAMPLE = """examples:
   deepfocus deconvolve dirty.fits --model alma --out clean.fits
   deepfocus deconvolve dirty.zarr --model run/best.safetensors --out clean.zarr \\
-      --tile 32,64,64 --halo 8,16,16 --scheduler processes --workers 4
+      --tile 32,128,128 --halo 8,32,32 --scheduler processes --workers 4
   deepfocus deconvolve huge.zarr --out clean.zarr --scheduler tcp://scheduler:8786
 
 Re-running the same command after a kill resumes: blocks already written are skipped.
@@ -21,8 +21,8 @@ def add_arguments(parser):
                         help="shipped model name or model file (default: alma)")
     parser.add_argument("--out", required=True,
                         help="output: a .zarr store, or a FITS file (any other suffix)")
-    parser.add_argument("--tile", metavar="C,Y,X", help="tile size in voxels (default 32,64,64)")
-    parser.add_argument("--halo", metavar="C,Y,X", help="halo in voxels (default 8,16,16)")
+    parser.add_argument("--tile", metavar="C,Y,X", help="tile size in voxels (default 32,96,96)")
+    parser.add_argument("--halo", metavar="C,Y,X", help="halo in voxels (default 8,24,24)")
     parser.add_argument("--batch-size", type=int, default=None, help="tiles per forward pass")
     parser.add_argument("--blend", choices=["crop", "linear"], default=None,
                         help="overlap reconciliation (default crop)")

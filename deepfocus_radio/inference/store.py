@@ -19,7 +19,7 @@ from astropy.io import fits
 from deepfocus_radio.exceptions import OutputExistsError
 from deepfocus_radio.inference.graph import block_tasks
 
-__all__ = ["predict_to_store", "partial_path", "DONE_ARRAY"]
+__all__ = ["predict_to_store", "partial_path", "DONE_ARRAY", "WAVE_BLOCKS_PER_WORKER"]
 
 #: Name of the completion record inside an unfinished store.
 DONE_ARRAY = "_done"
@@ -93,9 +93,48 @@ def write_block(array_path, done_path, bounds, index, block):
     return np.ones((1, 1, 1), dtype=np.uint8)
 
 
+def _wave_size(client, num_workers):
+    """Blocks computed per wave: enough to keep every worker busy, few enough that the
+    input chunks held at once stay bounded whatever the cube's size."""
+    import os
+
+    from deepfocus_radio.io._compute import active_client
+
+    client = active_client(client)
+    if client is not None:
+        workers = sum(client.nthreads().values()) or 1
+    else:
+        workers = num_workers or os.cpu_count() or 1
+    return max(8, WAVE_BLOCKS_PER_WORKER * workers)
+
+
+#: Blocks per worker in each wave of a run into a store.
+WAVE_BLOCKS_PER_WORKER = 4
+
+
+def _wave(source, spec, layout, batch_size, sigma, indices, paths, name):
+    """A Delayed writing the blocks ``indices`` (one wave) into the store."""
+    from dask.delayed import Delayed
+    from dask.highlevelgraph import HighLevelGraph
+
+    spec_key = f"model-spec-{name}"
+    dsk = {spec_key: spec}
+    keys = []
+    for index, task in block_tasks(source, spec_key, layout, batch_size, sigma, indices).items():
+        key = (name,) + index
+        dsk[key] = (write_block, paths[0], paths[1], layout.plan(index).bounds, index, task)
+        keys.append(key)
+    dsk[name] = (len, keys)
+    return Delayed(name, HighLevelGraph.from_collections(name, dsk, dependencies=[source]))
+
+
 def predict_to_store(source, spec, layout, settings, sigma, out, *, overwrite, client, progress,
                      num_workers, metadata):
     """Run the prediction into the zarr store ``out`` (see the module docstring).
+
+    Blocks run in waves (:func:`_wave_size` blocks at a time, in array order), so memory
+    stays flat however large the cube: a single graph over the whole cube lets the
+    scheduler read input chunks far ahead of the blocks that need them.
 
     Returns
     -------
@@ -109,32 +148,38 @@ def predict_to_store(source, spec, layout, settings, sigma, out, *, overwrite, c
     """
     import dask.array as da
     import zarr
-    from dask.highlevelgraph import HighLevelGraph
+    from tqdm.auto import tqdm
 
-    from deepfocus_radio.io._compute import compute, remove_path
-    from deepfocus_radio.io.zarr_store import VARIABLE, consolidate
+    from deepfocus_radio.io._compute import compute
+    from deepfocus_radio.io.zarr_store import VARIABLE
 
     out = Path(out)
     if out.exists() and not overwrite:
         raise OutputExistsError(f"{out} exists; pass overwrite=True (--overwrite) to replace it")
     work = partial_path(out)
     fingerprint = _fingerprint(spec, layout, settings.batch_size, sigma, metadata)
-    array, done = _open_or_create(work, layout, fingerprint, metadata)
+    _, done = _open_or_create(work, layout, fingerprint, metadata)
     flags = np.asarray(done[...]).astype(bool)
     pending = [index for index in np.ndindex(*layout.grid) if not flags[index]]
-    name = f"predict-store-{fingerprint[:16]}-{len(pending)}"
-    spec_key = f"model-spec-{fingerprint[:16]}"
-    dsk = {spec_key: spec}
-    for index in np.ndindex(*layout.grid):
-        dsk[(name,) + index] = np.ones((1, 1, 1), dtype=np.uint8)
-    array_path, done_path = str(work / VARIABLE), str(work / DONE_ARRAY)
-    for index, task in block_tasks(source, spec_key, layout, settings.batch_size, sigma,
-                                   pending).items():
-        bounds = layout.plan(index).bounds
-        dsk[(name,) + index] = (write_block, array_path, done_path, bounds, index, task)
-    graph = HighLevelGraph.from_collections(name, dsk, dependencies=[source])
-    marks = da.Array(graph, name, chunks=tuple((1,) * n for n in layout.grid), dtype=np.uint8)
-    compute(marks, client=client, desc="predict", progress=progress, num_workers=num_workers)
+    paths = (str(work / VARIABLE), str(work / DONE_ARRAY))
+    size = _wave_size(client, num_workers)
+    with tqdm(total=len(pending), desc="predict", unit="block", disable=not progress) as bar:
+        for number, start in enumerate(range(0, len(pending), size)):
+            wave = _wave(source, spec, layout, settings.batch_size, sigma,
+                         pending[start:start + size], paths, f"wave-{fingerprint[:16]}-{number}")
+            (count,) = compute(wave, client=client, progress=False, num_workers=num_workers)
+            bar.update(count)
+    _finish(work, out)
+    return da.from_zarr(zarr.open_array(out / VARIABLE, mode="r"))
+
+
+def _finish(work, out):
+    """Drop the completion record, mark the store complete and move it to ``out``."""
+    import zarr
+
+    from deepfocus_radio.io._compute import remove_path
+    from deepfocus_radio.io.zarr_store import consolidate
+
     group = zarr.open_group(work, mode="r+", use_consolidated=False)
     del group[DONE_ARRAY]
     attrs = dict(group.attrs["deepfocus_radio"])
@@ -144,4 +189,3 @@ def predict_to_store(source, spec, layout, settings, sigma, out, *, overwrite, c
     if out.exists():
         remove_path(out)
     work.rename(out)
-    return da.from_zarr(zarr.open_array(out / VARIABLE, mode="r"))
