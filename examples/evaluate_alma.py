@@ -146,6 +146,8 @@ def main(argv=None):
     parser.add_argument("--no-clean", dest="clean", action="store_false")
     parser.add_argument("--casa", action="store_true", help="CLEAN with CASA (bench extra)")
     parser.add_argument("--out", default="results/alma_eval")
+    parser.add_argument("--write-card", action="store_true",
+                        help="record the scores in the shipped model's card (alma.json, alma.md)")
     args = parser.parse_args(argv)
     from tqdm import tqdm
 
@@ -169,7 +171,46 @@ def main(argv=None):
          "seconds_per_cube": {k: float(np.mean(v)) for k, v in times.items()}}, indent=1))
     print(table)
     print(f"\ndeepfocus at threshold {chosen['deepfocus']}:\n{results['deepfocus'][chosen['deepfocus']]}")
+    if args.write_card:
+        write_card(results["deepfocus"][chosen["deepfocus"]], chosen["deepfocus"], table, args)
     return results, chosen
+
+
+def write_card(report, threshold, table, args):
+    """Put the held-out scores into the shipped model's card and its Markdown page."""
+    import dataclasses
+
+    from deepfocus_radio.models import get_pretrained_info
+    from deepfocus_radio.models.pretrained import default_weights_dir
+
+    card = get_pretrained_info(args.model)
+    high = next(b for b in report.bins if b["label"] == ">=10")
+    scores = {"test_set": f"{args.n_cubes} simulated cubes {args.size}x{args.size}x{args.channels}, "
+                          f"seeds from {TEST_SEED} (examples/evaluate_alma.py)",
+              "threshold_sigma": threshold, "completeness": report.completeness,
+              "purity": report.purity, "f1": report.f1,
+              "completeness_snr_3_5": bin_value(report, "3-5", "completeness"),
+              "completeness_snr_5_10": bin_value(report, "5-10", "completeness"),
+              "completeness_snr_ge_10": bin_value(report, ">=10", "completeness"),
+              "flux_within_10pct_snr_ge_10": high["errors"]["flux"].fraction_within,
+              "flux_median_relative_error": report.errors["flux"].median,
+              "pa_within_10deg_resolved": report.errors["pa"].fraction_within,
+              "line_fwhm_median_relative_error": report.errors["line_fwhm"].median,
+              "position_error_median_beam": report.errors["position"].median}
+    card = dataclasses.replace(card, scores={k: (round(v, 4) if isinstance(v, float) else v)
+                                             for k, v in scores.items()})
+    folder = default_weights_dir()
+    card.write(folder / f"{card.name}.json")
+    from deepfocus_radio.models import load_model
+
+    meta = getattr(load_model(args.model), "metadata", {}) or {}
+    training = (f"{meta.get('training_seconds', '?')} s of training over "
+                f"{meta.get('epochs', '?')} epochs; best validation L1 {meta.get('best_val_loss', '?')}.")
+    template = (Path(__file__).with_name("model_card_template.md")).read_text()
+    (folder / f"{card.name}.md").write_text(template.format(
+        name=card.name, sha256=card.sha256, training=training,
+        config=json.dumps(card.config, indent=1),
+        ranges=json.dumps(card.training_ranges, indent=1), table=table, report=str(report)))
 
 
 if __name__ == "__main__":

@@ -63,12 +63,19 @@ def export(run_dir, config):
     metrics = json.loads((Path(run_dir) / "metrics.json").read_text())
     history = metrics["history"] if isinstance(metrics, dict) else metrics
     seconds = sum(record["seconds"] for record in history)
+    epochs = len(history)
+    import yaml
+    start = yaml.safe_load((Path(run_dir) / "config.yaml").read_text())["train"].get("init_from")
+    if start:  # a later phase: count the time and epochs of the phases before it
+        earlier = getattr(load_model(start), "metadata", {}) or {}
+        seconds += float(earlier.get("training_seconds", 0))
+        epochs += int(earlier.get("epochs", 0))
     card = save_pretrained(
         model, "alma", overwrite=True,
         training_ranges=training_ranges(config),
         description="3D U-Net deconvolver for ALMA-like spectral-line cubes, trained on "
                     "the deepfocus_radio simulator (examples/train_default_alma.py)",
-        metadata={"training_seconds": round(seconds), "epochs": len(history),
+        metadata={"training_seconds": round(seconds), "epochs": epochs,
                   "best_val_loss": min(record["val_loss"] for record in history),
                   "simulation": json.dumps({k: list(v) if isinstance(v, tuple) else v
                                             for k, v in TRAINING_SIMULATION.items()}),
