@@ -1,0 +1,36 @@
+"""Whole pipeline (deconvolve with the shipped model, detect, characterize) on one
+256 x 256 x 128 ALMA-like cube, on this machine's CPU cores.
+
+    OMP_NUM_THREADS=2 python -m pytest benchmarks/bench_pipeline.py --benchmark-columns=min,mean,rounds
+
+The scores of the pipeline against the baselines (dirty search, CLEAN, photutils moment-0)
+on a 50-cube test set come from ``examples/evaluate_alma.py``; this file records the time.
+"""
+
+import warnings
+
+import pytest
+
+from deepfocus_radio.exceptions import NoSourcesFoundWarning
+from deepfocus_radio.simulation import AlmaConfig, simulate_alma_cube
+from deepfocus_radio.sources import find_sources
+
+CONFIG = AlmaConfig(image_shape=(256, 256), n_channels_range=(128, 128), n_sources_range=(10, 10),
+                    beam_fwhm_pixels_range=(4.0, 6.0))
+
+
+@pytest.fixture(scope="module")
+def dirty():
+    return simulate_alma_cube(CONFIG, seed=1).to_spectral_cube("dirty")
+
+
+def _pipeline(cube):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", NoSourcesFoundWarning)
+        return find_sources(cube, "alma", progress=False)
+
+
+def test_find_sources_256x256x128(benchmark, dirty):
+    table = benchmark.pedantic(_pipeline, args=(dirty,), rounds=2, iterations=1)
+    benchmark.extra_info["sources"] = len(table)
+    benchmark.extra_info["voxels"] = int(dirty.size)
