@@ -59,6 +59,7 @@ def channel_sigma(source, noise=None):
     nchan = source.shape[0]
     if noise is None:
         sigma = channel_noise(_SlabReader(source))
+        _release_freed_memory()  # the slabs read are freed: return them to the system
     else:
         sigma = np.broadcast_to(np.asarray(noise, dtype=np.float64), (nchan,)).copy() \
             if np.ndim(noise) == 0 or np.size(noise) == nchan else None

@@ -105,7 +105,8 @@ def resolve_tiling(shape, module, spatial_dims, *, tile=None, halo=None, batch_s
     if blend not in BLEND_MODES:
         raise ConfigError(f"blend={blend!r} is not one of {list(BLEND_MODES)}")
     batch_size = DEFAULT_BATCH_SIZE if batch_size is None else batch_size
-    if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
+    if (isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer))
+            or batch_size < 1):
         raise ConfigError(f"batch_size={batch_size!r} must be a positive integer")
     for axis, (t, h) in enumerate(zip(tile, halo)):
         if t <= 2 * h:
@@ -125,8 +126,8 @@ def _shrink(tile, halo, shape, multiple):
             new[axis] = min(t, math.ceil((n + 2 * h) / multiple) * multiple)
     if tuple(new) != tuple(tile):
         warnings.warn(
-            f"tile={tuple(tile)} is larger than the data {tuple(shape)} plus its halo {tuple(halo)}; "
-            f"using tile={tuple(new)}", TileShrunkWarning, stacklevel=4)
+            f"tile={tuple(tile)} is larger than the data {tuple(shape)} plus its halo "
+            f"{tuple(halo)}; using tile={tuple(new)}", TileShrunkWarning, stacklevel=4)
     return tuple(new)
 
 

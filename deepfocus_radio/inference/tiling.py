@@ -174,7 +174,8 @@ def merge_block(plan, tile_outputs):
         if crop:  # copy the owned part of the tile's centre, nothing else
             total[out] = tile_outputs[n][tile]
         else:
-            weight = weights[0][:, None, None] * weights[1][None, :, None] * weights[2][None, None, :]
+            weight = (weights[0][:, None, None] * weights[1][None, :, None]
+                      * weights[2][None, None, :])
             total[out] += weight * tile_outputs[n][tile]
             weight_sum[out] += weight
     if weight_sum is not None:

@@ -407,9 +407,9 @@ def _stream_to_fits(array, header, filename, progress):
         hdu_header.append(card, end=True)
     stream = fits.StreamingHDU(filename, hdu_header)
     try:
-        rows = array.shape[0] if array.ndim == 3 else array.shape[0]
         step = _slab_step(array)
-        for start in tqdm(range(0, rows, step), disable=not progress, desc="write FITS", unit="slab"):
+        for start in tqdm(range(0, array.shape[0], step), disable=not progress,
+                          desc="write FITS", unit="slab"):
             stream.write(np.ascontiguousarray(np.asarray(array[start : start + step]), dtype=dtype))
     finally:
         stream.close()
