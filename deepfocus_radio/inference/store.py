@@ -17,7 +17,7 @@ from astropy import units as u
 from astropy.io import fits
 
 from deepfocus_radio.exceptions import OutputExistsError
-from deepfocus_radio.inference.graph import block_tasks
+from deepfocus_radio.inference.graph import _release_freed_memory, block_tasks
 
 __all__ = ["predict_to_store", "partial_path", "DONE_ARRAY", "WAVE_BLOCKS_PER_WORKER"]
 
@@ -90,7 +90,9 @@ def write_block(array_path, done_path, bounds, index, block):
     target[tuple(slice(lo, hi) for lo, hi in bounds)] = block
     flags = zarr.open_array(done_path, mode="r+")
     flags[tuple(slice(i, i + 1) for i in index)] = 1
-    return np.ones((1, 1, 1), dtype=np.uint8)
+    del block, target
+    _release_freed_memory()  # the codec's buffers too
+    return 1
 
 
 def _wave_size(client, num_workers):
@@ -124,7 +126,7 @@ def _wave(source, spec, layout, batch_size, sigma, indices, paths, name):
         key = (name,) + index
         dsk[key] = (write_block, paths[0], paths[1], layout.plan(index).bounds, index, task)
         keys.append(key)
-    dsk[name] = (len, keys)
+    dsk[name] = (sum, keys)
     return Delayed(name, HighLevelGraph.from_collections(name, dsk, dependencies=[source]))
 
 
