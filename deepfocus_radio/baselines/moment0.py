@@ -53,12 +53,12 @@ def moment0_catalog(cube, *, nsigma=4.0, npixels=None, deblend=True):
     npixels = int(npixels or max(3, round(beam_pix / 2)))
     with warnings.catch_warnings():  # "nothing found" is an empty catalogue here
         warnings.simplefilter("ignore", NoDetectionsWarning)
-        segments = detect_sources(smoothed, nsigma * robust_std(smoothed), npixels=npixels)
+        segments = detect_sources(smoothed, nsigma * robust_std(smoothed), n_pixels=npixels)
     meta = {"model": "none (photutils segmentation of the moment-0 map)"}
     if segments is None:
         return catalog_from_rows([], meta=meta)
-    if deblend and segments.nlabels > 1:
-        segments = deblend_sources(smoothed, segments, npixels=npixels, progress_bar=False)
+    if deblend and segments.n_labels > 1:
+        segments = deblend_sources(smoothed, segments, n_pixels=npixels, progress_bar=False)
     table = SourceCatalog(moment0, segments)
     noise = channel_noise(data)
     rows = [_measure(cube, data, segments.data == label, source, noise, pixel, beam_pix)
@@ -80,7 +80,7 @@ def _measure(cube, data, mask, source, noise, pixel, beam_pix):
     centre = np.sum(channels * positive) / max(positive.sum(), 1e-30)
     sigma_z = np.sqrt(np.sum((channels - centre) ** 2 * positive) / max(positive.sum(), 1e-30))
     peak = float(np.nanmax(data[:, mask]))
-    x, y = float(source.xcentroid), float(source.ycentroid)
+    x, y = float(source.x_centroid), float(source.y_centroid)
     world = cube.wcs.celestial.pixel_to_world(x, y)
     major, minor, pa = _intrinsic_size(source, cube.beam, pixel, east_is_left(cube.wcs))
     return {"x": x, "y": y, "z": centre, "ra": world.spherical.lon.deg,
@@ -94,8 +94,8 @@ def _intrinsic_size(source, beam, pixel, east_left):
     """Beam-deconvolved FWHM (arcsec) and PA (deg, east of north) from image moments."""
     scale = pixel.to_value(u.arcsec) / FWHM_TO_SIGMA
     angle = float(source.orientation.to_value(u.deg))
-    observed = Beam(major=float(source.semimajor_sigma.value) * scale * u.arcsec,
-                    minor=float(source.semiminor_sigma.value) * scale * u.arcsec,
+    observed = Beam(major=float(source.semimajor_axis.value) * scale * u.arcsec,
+                    minor=float(source.semiminor_axis.value) * scale * u.arcsec,
                     pa=pixel_angle_to_pa(angle, east_left=east_left) * u.deg)
     try:
         intrinsic = observed.deconvolve(beam, failure_returns_pointlike=True)
