@@ -100,8 +100,10 @@ def resolve_tiling(shape, module, spatial_dims, *, tile=None, halo=None, batch_s
     """
     tile = _triple("tile", DEFAULT_TILE[spatial_dims] if tile is None else tile, spatial_dims,
                    minimum=1)
-    halo = _triple("halo", DEFAULT_HALO[spatial_dims] if halo is None else halo, spatial_dims,
-                   minimum=0)
+    if halo is None:  # default halo, but never more than a quarter of a tile the user chose
+        halo = tuple(min(h, t // 4) for h, t in zip(_triple("halo", DEFAULT_HALO[spatial_dims],
+                                                            spatial_dims, minimum=0), tile))
+    halo = _triple("halo", halo, spatial_dims, minimum=0)
     blend = "crop" if blend is None else blend
     if blend not in BLEND_MODES:
         raise ConfigError(f"blend={blend!r} is not one of {list(BLEND_MODES)}")

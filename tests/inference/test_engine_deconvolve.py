@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from astropy import units as u
 from astropy.io import fits
-from conftest import conv_stack, cube_header
+from engine_helpers import conv_stack, cube_header
 
 from deepfocus_radio.exceptions import (
     InputDataError,

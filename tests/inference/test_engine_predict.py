@@ -4,7 +4,7 @@ import dask.array as da
 import numpy as np
 import pytest
 import torch
-from conftest import conv_stack, whole_pass
+from engine_helpers import conv_stack, whole_pass
 
 from deepfocus_radio.exceptions import (
     ConfigError,

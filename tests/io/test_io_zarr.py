@@ -90,7 +90,7 @@ def test_xarray_opens_the_store_with_named_dims(make_fits, noisy_cube, tmp_path)
 
 
 def test_scaled_integer_fits_is_read_with_scaling(tmp_path):
-    from conftest import cube_header
+    from io_helpers import cube_header
 
     raw = np.arange(2 * 8 * 8, dtype=np.int16).reshape(2, 8, 8)
     hdu = fits.PrimaryHDU(raw, cube_header(raw.shape))
@@ -102,7 +102,7 @@ def test_scaled_integer_fits_is_read_with_scaling(tmp_path):
 
 
 def _multibeam_fits(path, data):
-    from conftest import cube_header
+    from io_helpers import cube_header
 
     header = cube_header(data.shape, beam=False)
     header["CASAMBM"] = True
@@ -159,7 +159,7 @@ def test_casa_image_round_trip(tmp_path):
 
 
 def test_2d_image_goes_to_a_yx_store_but_is_not_a_cube(tmp_path, rng):
-    from conftest import cube_header
+    from io_helpers import cube_header
 
     image = rng.normal(size=(1, 10, 12)).astype(np.float32)  # degenerate frequency axis
     header = cube_header((1, 10, 12))

@@ -33,7 +33,7 @@ def _nearest(table, src):
 
 @pytest.fixture(scope="module")
 def bright_cube():
-    from conftest import build_cube
+    from source_helpers import build_cube
 
     return build_cube((24, 48, 48), [BRIGHT, POINT], noise=1e-3, seed=4)
 
@@ -122,7 +122,7 @@ def test_point_source_is_unresolved(bright_cube):
 
 
 def test_flux_err_matches_the_scatter_of_noise_fluxes():
-    from conftest import build_cube
+    from source_helpers import build_cube
 
     _, noise, _, header = build_cube((8, 96, 96), [], noise=1e-3, seed=7)
     segments = []
@@ -142,7 +142,7 @@ def test_flux_err_matches_the_scatter_of_noise_fluxes():
 
 
 def test_two_dimensional_image():
-    from conftest import build_cube
+    from source_helpers import build_cube
 
     src = dict(x=20, y=22, flux=0.05, major=0.5, minor=0.25, pa=30)
     clean, dirty, _, header = build_cube((48, 48), [src], noise=2e-4, seed=2)
@@ -218,7 +218,7 @@ def test_non_brightness_unit_is_refused(bright_cube, fits_cube):
 
 
 def test_velocity_axis_gives_observed_frequencies():
-    from conftest import make_header
+    from source_helpers import make_header
 
     from deepfocus_radio.sources.characterize import SkyGeometry
 
@@ -234,7 +234,7 @@ def test_velocity_axis_gives_observed_frequencies():
 
 
 def test_moment_zero_image_in_mjy_per_beam_km_per_s():
-    from conftest import build_cube
+    from source_helpers import build_cube
 
     src = dict(x=20, y=22, flux=0.05, major=0.5, minor=0.25, pa=30)
     _, dirty, _, header = build_cube((48, 48), [src], noise=2e-4, seed=2)

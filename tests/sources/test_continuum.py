@@ -33,7 +33,7 @@ def test_median_map_and_lazy_subtraction():
 
 
 def test_find_sources_measures_line_fluxes_over_continuum(tmp_path):
-    from conftest import build_cube
+    from source_helpers import build_cube
 
     line_on_continuum = dict(x=30, y=25, z=16, flux=0.5, major=0.0, minor=0.0, pa=0,
                              line_fwhm=4)

@@ -22,7 +22,7 @@ SOURCES = [
 
 @pytest.fixture(scope="module")
 def cube():
-    from conftest import build_cube
+    from source_helpers import build_cube
 
     clean, dirty, noise, header = build_cube((24, 48, 48), SOURCES, noise=1e-3, seed=3)
     return dict(clean=clean, dirty=dirty, noise=noise, header=header, wcs=WCS(header),
@@ -101,7 +101,7 @@ def test_pure_noise_gives_nothing(cube):
 
 
 def test_two_dimensional_image():
-    from conftest import build_cube
+    from source_helpers import build_cube
 
     sources = [dict(x=20, y=20, flux=0.05, major=0.4, minor=0.2, pa=30),
                dict(x=8, y=34, flux=0.02, major=0.0, minor=0.0, pa=0)]
@@ -115,7 +115,7 @@ def test_two_dimensional_image():
 
 
 def test_deblending_splits_touching_sources():
-    from conftest import build_cube
+    from source_helpers import build_cube
 
     pair = [dict(x=20, y=24, z=10, flux=0.3, major=0, minor=0, pa=0, line_fwhm=5),
             dict(x=28, y=24, z=10, flux=0.2, major=0, minor=0, pa=0, line_fwhm=5)]

@@ -19,7 +19,7 @@ SOURCES = [
 
 @pytest.fixture(scope="module")
 def dirty_fits(tmp_path_factory):
-    from conftest import build_cube
+    from source_helpers import build_cube
 
     clean, dirty, _, header = build_cube((24, 48, 48), SOURCES, noise=1e-3, seed=11)
     path = tmp_path_factory.mktemp("pipeline") / "dirty.fits"
@@ -98,7 +98,7 @@ def test_accessor_and_four_dimensional_casa_header(dirty_fits, tmp_path):
 
 
 def test_two_dimensional_fits_image(tmp_path):
-    from conftest import build_cube
+    from source_helpers import build_cube
 
     _, dirty, _, header = build_cube((48, 48), [dict(x=20, y=24, flux=0.02, major=0.4,
                                                       minor=0.2, pa=30)], noise=2e-4)
