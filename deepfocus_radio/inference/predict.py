@@ -175,8 +175,9 @@ def predict_tiled(array, model, *, tile=None, halo=None, batch_size=None, blend=
         Tile size in voxels, (chan, y, x); default (32, 96, 96) in 3D, (1, 128, 128) in 2D.
     halo : int or tuple of int, optional
         Voxels of context on each side of a tile's valid centre, (chan, y, x); default
-        (8, 24, 24) in 3D, (0, 16, 16) in 2D. Tiled equals whole-array output when the
-        network's receptive field fits in it (see ``DEFAULT_HALO`` for the U-Net).
+        (8, 24, 24) in 3D, (0, 16, 16) in 2D, but at most a quarter of the tile on each
+        axis. Tiled equals whole-array output when the network's receptive field fits in it
+        (see ``DEFAULT_HALO`` for the U-Net).
     batch_size : int, optional
         Tiles per forward pass (default 4); an output block holds about this many tiles.
     blend : {"crop", "linear"}, optional

@@ -138,6 +138,15 @@ def test_model_mismatch_errors(cube):
         predict_tiled(cube, regressor, progress=False)
 
 
+def test_default_halo_is_capped_to_a_quarter_of_the_tile(cube):
+    from deepfocus_radio.inference import resolve_tiling
+
+    model = conv_stack(layers=1)
+    settings = resolve_tiling(cube.shape, model, 3, tile=(8, 16, 20))
+    assert settings.halo == (2, 4, 5)
+    assert resolve_tiling((64, 256, 256), model, 3).halo == (8, 24, 24)
+
+
 def test_tiling_setting_errors(cube):
     model = conv_stack(layers=1)
     with pytest.raises(ConfigError, match="tile must be larger than twice the halo"):
