@@ -39,7 +39,7 @@ SNR_BINS = (0, 3, 5, 10, np.inf)
 def test_config(size, n_channels):
     return AlmaConfig(image_shape=(size, size), n_channels_range=(n_channels, n_channels),
                       beam_fwhm_pixels_range=(3.0, 8.0), n_sources_range=(2, 8),
-                      snr_range=(2.0, 50.0))
+                      snr_range=(2.0, 50.0), source_fwhm_range=(0.0, 2.0))
 
 
 def clean_baseline(sim, dirty, *, casa):
