@@ -119,7 +119,7 @@ def markdown(results, chosen, times, args):
              f"x{args.channels}, seeds from {TEST_SEED}; each method at the lowest threshold "
              f"(dirty-cube sigma) with purity >= {args.purity}.", "",
              "| method | threshold | completeness SNR 3-5 | SNR 5-10 | SNR >= 10 | purity | F1 "
-             "| flux within 10% (SNR>=10) | PA within 10 deg | median |size err| | median |line err| "
+             "| flux within 10% (SNR>=10) | PA within 10 deg | median size err | median line err "
              "| position err (beam) | s per cube |",
              "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for method, threshold in chosen.items():
@@ -130,8 +130,8 @@ def markdown(results, chosen, times, args):
             f"| {bin_value(r, '5-10', 'completeness'):.2f} | {bin_value(r, '>=10', 'completeness'):.2f} "
             f"| {r.purity:.2f} | {r.f1:.2f} | {high['errors']['flux'].fraction_within:.2f} "
             f"| {r.errors['pa'].fraction_within:.2f} "
-            f"| {np.nanmedian(np.abs([r.errors['fwhm_major'].median])):.3f} "
-            f"| {abs(r.errors['line_fwhm'].median):.3f} | {r.errors['position'].median:.3f} "
+            f"| {r.errors['fwhm_major'].median:+.3f} "
+            f"| {r.errors['line_fwhm'].median:+.3f} | {r.errors['position'].median:.3f} "
             f"| {np.mean(times.get(method, [np.nan])):.1f} |")
     return "\n".join(lines)
 

@@ -44,20 +44,25 @@ def simulate(root, n_train, n_valid):
     return config
 
 
-def training_ranges(config):
-    """Card ranges, in the keys that ``deconvolve`` checks."""
+def training_ranges(config, root):
+    """Card ranges, in the keys that ``deconvolve`` checks, measured on the training cubes
+    (the beam major axis in pixels spreads beyond the simulator's nominal FWHM range)."""
     from astropy import constants
+    from astropy.io import fits
+
+    majors = [fits.getheader(path)["BMAJ"] / abs(fits.getheader(path)["CDELT2"])
+              for path in sorted((Path(root) / "Train").glob("dirty_cube_*.fits"))]
     c_kms = constants.c.to_value("km/s")
     lo_w, hi_w = config.channel_width_range
     lo_f, hi_f = config.start_frequency_range
     return {
-        "beam_fwhm_pix": list(config.beam_fwhm_pixels_range),
+        "beam_fwhm_pix": [round(min(majors), 2), round(max(majors), 2)],
         "channel_width_kms": [c_kms * lo_w / hi_f, c_kms * hi_w / lo_f],
         "noise_jy_beam": list(config.noise_rms_range),
     }
 
 
-def export(run_dir, config):
+def export(run_dir, config, root):
     """Write the best checkpoint of ``run_dir`` as the shipped model "alma"."""
     model = load_model(Path(run_dir) / "best.safetensors")
     metrics = json.loads((Path(run_dir) / "metrics.json").read_text())
@@ -72,7 +77,7 @@ def export(run_dir, config):
         epochs += int(earlier.get("epochs", 0))
     card = save_pretrained(
         model, "alma", overwrite=True,
-        training_ranges=training_ranges(config),
+        training_ranges=training_ranges(config, root),
         description="3D U-Net deconvolver for ALMA-like spectral-line cubes, trained on "
                     "the deepfocus_radio simulator (examples/train_default_alma.py)",
         metadata={"training_seconds": round(seconds), "epochs": epochs,
@@ -94,10 +99,10 @@ def main():
     args = parser.parse_args()
     config = simulate(args.data, args.n_train, args.n_valid)
     if args.export_only:
-        export(args.export_only, config)
+        export(args.export_only, config, args.data)
         return
     result = train(CONFIG, overrides=[f"data.root={args.data}", *args.set])
-    export(result.output_dir, config)
+    export(result.output_dir, config, args.data)
 
 
 if __name__ == "__main__":
