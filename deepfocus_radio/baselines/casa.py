@@ -19,6 +19,7 @@ from astropy import units as u
 from astropy.io import fits
 from scipy.signal import fftconvolve
 
+from deepfocus_radio._atomic import atomic_write
 from deepfocus_radio.baselines.clean import restoring_kernel
 from deepfocus_radio.exceptions import DeepFocusError, InputDataError
 
@@ -155,7 +156,5 @@ def casa_clean(dirty, psf, header, out_fits, *, threshold, restoring_beam, niter
     restored[np.isnan(dirty)] = np.nan
     out_header = header.copy()
     out_header.update(restoring_beam.to_header_keywords())
-    tmp = out_fits.with_name(out_fits.name + ".part")
-    fits.writeto(tmp, restored.astype(np.float32), out_header, overwrite=True)
-    os.replace(tmp, out_fits)
+    atomic_write(out_fits, lambda tmp: fits.writeto(tmp, restored.astype(np.float32), out_header))
     return out_fits

@@ -6,9 +6,7 @@ astropy), the unit and the beam (one ``Beam``, or a ``Beams`` table for CASA's p
 beams). Nothing is loaded until sliced.
 """
 
-import os
 import re
-import tempfile
 import warnings
 from pathlib import Path
 
@@ -17,6 +15,7 @@ from astropy import units as u
 from astropy.io import fits
 from astropy.wcs import WCS, FITSFixedWarning
 
+from deepfocus_radio._atomic import atomic_write
 from deepfocus_radio.exceptions import InputDataError, OutputExistsError
 
 __all__ = [
@@ -364,16 +363,7 @@ def write_fits(data, path, *, header=None, overwrite=False, progress=False):
         raise OutputExistsError(f"{path} exists; pass overwrite=True (--overwrite) to replace it")
     array, out_header = _array_and_header(data, header)
     out_header["BITPIX"] = {4: -32, 8: -64}[_fits_dtype(array.dtype).itemsize]
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".partial")
-    os.close(fd)
-    os.remove(tmp)  # StreamingHDU creates the file itself
-    try:
-        _stream_to_fits(array, out_header, tmp, progress)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-    return path
+    return atomic_write(path, lambda tmp: _stream_to_fits(array, out_header, tmp, progress))
 
 
 def _array_and_header(data, header):

@@ -19,12 +19,12 @@ from safetensors import SafetensorError, safe_open
 from safetensors.torch import save_file
 
 from deepfocus_radio import __version__
+from deepfocus_radio._atomic import atomic_write
 from deepfocus_radio.exceptions import CheckpointError, ConfigError, OutputExistsError
 from deepfocus_radio.models.builder import build_model
 from deepfocus_radio.models.config import resolve_config
 from deepfocus_radio.models.pretrained import (
     PretrainedInfo,
-    atomic_write,
     default_weights_dir,
     file_sha256,
     get_pretrained_info,

@@ -9,14 +9,13 @@ on, their scores and licence, and the sha256 of the weights file.
 import dataclasses
 import hashlib
 import json
-import os
-import tempfile
 import warnings
 from pathlib import Path
 
+from deepfocus_radio._atomic import atomic_write
 from deepfocus_radio.exceptions import CheckpointError, ConfigError, OutOfTrainingRangeWarning
 
-__all__ = ["PretrainedInfo", "atomic_write", "default_weights_dir", "file_sha256",
+__all__ = ["PretrainedInfo", "default_weights_dir", "file_sha256",
            "get_pretrained_info", "list_pretrained"]
 
 
@@ -43,27 +42,6 @@ def file_sha256(path):
         for block in iter(lambda: handle.read(1 << 20), b""):
             digest.update(block)
     return digest.hexdigest()
-
-
-def atomic_write(path, writer):
-    """Call ``writer(tmp_path)`` on a temporary file next to ``path``, then rename it.
-
-    Parameters
-    ----------
-    path : pathlib.Path
-        Final path; its folder must exist.
-    writer : callable
-        Writes the whole file at the path it is given.
-    """
-    path = Path(path)
-    handle, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(handle)
-    try:
-        writer(Path(tmp))
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 @dataclasses.dataclass(frozen=True)

@@ -9,6 +9,7 @@ from astropy.io import fits
 from astropy.table import QTable, Table
 from astropy.wcs import WCS
 
+from deepfocus_radio._atomic import atomic_write
 from deepfocus_radio.conventions import channel_width_kms
 from deepfocus_radio.exceptions import ConfigError, InputDataError, OutputExistsError
 
@@ -96,13 +97,7 @@ def write_fits_atomic(path, data, header, *, overwrite=False):
     path = os.fspath(path)
     if os.path.exists(path) and not overwrite:
         raise OutputExistsError(f"{path} exists; pass overwrite=True (--overwrite) to replace it")
-    tmp = f"{path}.tmp{os.getpid()}"
-    try:
-        fits.PrimaryHDU(data=data, header=header).writeto(tmp, overwrite=True)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
+    atomic_write(path, fits.PrimaryHDU(data=data, header=header).writeto)
 
 
 @dataclass

@@ -21,6 +21,7 @@ import numpy as np
 from astropy.table import Table, vstack
 from tqdm.auto import tqdm
 
+from deepfocus_radio._atomic import atomic_write
 from deepfocus_radio.exceptions import ConfigError, OutputExistsError
 from deepfocus_radio.simulation.alma import as_config, simulate_alma_cube
 from deepfocus_radio.simulation.config import AlmaConfig, SkaConfig
@@ -66,13 +67,7 @@ def _simulators(kind):
 
 
 def _write_table_atomic(table, path, fmt):
-    tmp = path.with_name(path.name + f".tmp{os.getpid()}")
-    try:
-        table.write(tmp, format=fmt, overwrite=True)
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
+    atomic_write(path, lambda tmp: table.write(tmp, format=fmt))
 
 
 def _remove_products(root):

@@ -10,8 +10,6 @@ same folder and moved into place, so a crash never leaves half a catalogue.
 
 import datetime
 import json
-import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -19,6 +17,7 @@ from astropy import constants
 from astropy import units as u
 from astropy.table import QTable
 
+from deepfocus_radio._atomic import atomic_write
 from deepfocus_radio.exceptions import ConfigError, InputDataError, OutputExistsError
 
 __all__ = [
@@ -220,10 +219,8 @@ def write_catalog(table, path, *, format=None, overwrite=False):
     path = Path(path)
     fmt = _resolve_format(path, format)
     check_output(path, overwrite=overwrite)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
+
+    def writer(tmp):
         if fmt in ("ds9", "crtf"):
             regions_io.write_regions(table, tmp, format=fmt)
         elif fmt == "sdc2":
@@ -231,12 +228,9 @@ def write_catalog(table, path, *, format=None, overwrite=False):
         elif fmt == "votable":
             _write_votable(_plain_table(table, fmt), tmp, table.meta)
         else:
-            _plain_table(table, fmt).write(tmp, format=_ASTROPY_FORMATS[fmt], overwrite=True)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-    return path
+            _plain_table(table, fmt).write(tmp, format=_ASTROPY_FORMATS[fmt])
+
+    return atomic_write(path, writer)
 
 
 _ASTROPY_FORMATS = {"ecsv": "ascii.ecsv", "votable": "votable", "csv": "ascii.csv"}

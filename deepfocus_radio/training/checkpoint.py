@@ -13,11 +13,11 @@ A run directory holds:
 """
 
 import json
-import os
 from pathlib import Path
 
 import torch
 
+from deepfocus_radio._atomic import atomic_write
 from deepfocus_radio.exceptions import CheckpointError, ModelMismatchError
 
 __all__ = [
@@ -83,10 +83,7 @@ def save_state(path, state):
         Only tensors, numbers, strings, lists and dicts (``torch.load(weights_only=True)``
         must read it back).
     """
-    path = Path(path)
-    tmp = path.with_name(path.name + ".tmp")
-    torch.save(dict(state), tmp)
-    os.replace(tmp, path)
+    atomic_write(path, lambda tmp: torch.save(dict(state), tmp))
 
 
 def load_state(path):

@@ -45,6 +45,7 @@ from pathlib import Path
 
 import yaml
 
+from deepfocus_radio._atomic import atomic_write
 from deepfocus_radio.exceptions import ConfigError
 
 __all__ = [
@@ -426,11 +427,8 @@ def dump_config(config, path):
     path : str or `~pathlib.Path`
         Destination file; written to a temporary name first, then renamed.
     """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(yaml.safe_dump(_plain(config), sort_keys=False))
-    tmp.replace(path)
+    text = yaml.safe_dump(_plain(config), sort_keys=False)
+    atomic_write(path, lambda tmp: tmp.write_text(text))
 
 
 def _plain(value):

@@ -13,6 +13,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+from deepfocus_radio._atomic import atomic_write
 from deepfocus_radio.exceptions import CheckpointError, ConfigError, OutputExistsError
 from deepfocus_radio.training import checkpoint as ckpt
 from deepfocus_radio.training.config import load_config, resolve_config
@@ -229,11 +230,7 @@ def write_prediction_cube(data, reference, path):
     beam = cube.beam if hasattr(cube, "beam") else cube.beams.common_beam()
     out = SpectralCube(data=np.asarray(data, dtype=np.float32) * cube.unit, wcs=cube.wcs,
                        beam=beam, meta=dict(cube.meta))
-    path = Path(path)
-    tmp = path.with_name(path.stem + ".tmp.fits")
-    out.write(str(tmp), format="fits", overwrite=True)
-    tmp.replace(path)
-    return path
+    return atomic_write(path, lambda tmp: out.write(str(tmp), format="fits"))
 
 
 def _evaluate_deconvolver(model, cfg, split, out, device, n_plots, progress):

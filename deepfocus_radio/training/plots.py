@@ -1,9 +1,8 @@
 """PNG plots of training and evaluation (matplotlib's object API, no global state)."""
 
-import os
-from pathlib import Path
-
 import numpy as np
+
+from deepfocus_radio._atomic import atomic_write
 
 __all__ = [
     "save_figure",
@@ -26,12 +25,7 @@ def _figure(ncols=1, nrows=1, size=(4.0, 3.5)):
 
 def save_figure(figure, path):
     """Save a figure as PNG atomically; returns the path."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.stem + ".tmp.png")
-    figure.savefig(tmp, format="png", dpi=100)
-    os.replace(tmp, path)
-    return path
+    return atomic_write(path, lambda tmp: figure.savefig(tmp, format="png", dpi=100))
 
 
 def plot_learning_curves(history, path):

@@ -3,19 +3,16 @@
 import csv
 import io
 import json
-import os
 from pathlib import Path
+
+from deepfocus_radio._atomic import atomic_write
 
 __all__ = ["write_history", "read_history", "atomic_write_text"]
 
 
 def atomic_write_text(path, text):
     """Write text to a temporary file next to ``path``, then rename it over ``path``."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
+    atomic_write(path, lambda tmp: tmp.write_text(text))
 
 
 def write_history(history, directory):

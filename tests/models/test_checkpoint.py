@@ -1,7 +1,6 @@
 """save_model / load_model: safetensors round trip, .pt dicts, tampering, wrong weights."""
 
 import json
-import os
 
 import pytest
 import torch
@@ -16,7 +15,7 @@ from deepfocus_radio.models import (
     save_model,
 )
 from deepfocus_radio.models.checkpoint import tensors_digest
-from deepfocus_radio.models.pretrained import atomic_write, file_sha256
+from deepfocus_radio.models.pretrained import file_sha256
 
 SMALL_UNET = {"arch": "unet", "block_sizes": [4, 8], "norm": "batch"}
 SMALL_RESNET = {"arch": "resnet", "spatial_dims": 2, "block_sizes": [4, 8], "depths": [1, 1],
@@ -218,16 +217,6 @@ def test_tensors_digest_depends_on_values_and_names():
     assert tensors_digest(a) != tensors_digest({"w": torch.arange(4.0) + 1})
     assert tensors_digest(a) != tensors_digest({"v": torch.arange(4.0)})
     assert tensors_digest(a) != tensors_digest({"w": torch.arange(4.0).double()})
-
-
-def test_atomic_write_leaves_nothing_on_failure(tmp_path):
-    def failing(tmp):
-        tmp.write_text("partial")
-        raise RuntimeError("disk full")
-
-    with pytest.raises(RuntimeError, match="disk full"):
-        atomic_write(tmp_path / "out.json", failing)
-    assert os.listdir(tmp_path) == []
 
 
 def test_model_provenance(tmp_path):
