@@ -128,8 +128,8 @@ def training_range_checks(cube, card, noise):
 
 
 def deconvolve(cube, model="alma", *, tile=None, halo=None, batch_size=None, blend=None,
-               device=None, out=None, overwrite=False, client=None, progress=True, threads=None,
-               num_workers=None):
+               device=None, noise=None, out=None, overwrite=False, client=None, progress=True,
+               threads=None, num_workers=None):
     """Deconvolve a dirty cube with a network, tile by tile, out of core.
 
     Parameters
@@ -141,6 +141,9 @@ def deconvolve(cube, model="alma", *, tile=None, halo=None, batch_size=None, ble
         Shipped name (default ``"alma"``), model file or network.
     tile, halo, batch_size, blend, device : optional
         Tiling settings in (chan, y, x) order; see :func:`predict_tiled`.
+    noise : float or array-like, optional
+        Per-channel noise rms of the input in Jy/beam, when already measured (saves a pass
+        over the cube); default: :func:`deepfocus_radio.noise.channel_noise` of the input.
     out : str or os.PathLike, optional
         Write the result to a zarr store (``.zarr``) or FITS file (any other suffix),
         resumably (a killed run continues where it stopped).
@@ -188,7 +191,7 @@ def deconvolve(cube, model="alma", *, tile=None, halo=None, batch_size=None, ble
     data = _cube_values(cube)
     lazy = isinstance(data, da.Array)
     noise = channel_sigma(data if lazy else da.from_array(LazyArray(data), chunks=(1, -1, -1),
-                                                          asarray=True, name=False))
+                                                          asarray=True, name=False), noise)
     training_range_checks(cube, getattr(module, "card", None), noise)
     name, sha256 = model_identity(module)
     header = cube.header.copy()

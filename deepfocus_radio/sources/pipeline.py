@@ -215,7 +215,9 @@ def _run_stages(data, wcs, beam, model, stack, *, threshold, pb, progress, infer
         raise ConfigError("a 2D image can only be searched with model=None (no deconvolution)")
     else:
         scratch = stack.enter_context(tempfile.TemporaryDirectory(prefix="deepfocus-"))
-        searched = _deconvolved(data, model, scratch, progress=progress, **inference)
+        # the dirty noise, in Jy/beam, is measured once: deconvolve normalizes by it too
+        searched = _deconvolved(data, model, scratch, progress=progress,
+                                noise=noise * _unit_to_jy_beam(dirty_reader), **inference)
         provenance = {"model": str(searched.header.get("DFMODEL", model)),
                       "model_sha256": str(searched.header.get("DFSHA256", ""))}
         searched_noise = channel_noise(_PlaneView(CubeReader(searched)))

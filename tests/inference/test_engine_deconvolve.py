@@ -133,3 +133,16 @@ def test_training_range_measurements(fits_cube):
     assert measured["channel_width_kms"][0] == pytest.approx(299792.458 * 1e6 / 230.0065e9,
                                                              rel=1e-4)
     assert measured["noise_jy_beam"] == [pytest.approx(0.02)]
+
+
+def test_given_noise_is_used_instead_of_measuring_it(fits_cube, cube, model):
+    from deepfocus_radio.noise import channel_noise
+
+    dirty = open_cube(fits_cube, use_dask=False)
+    measured = _values(deconvolve(dirty, model, **TILING))
+    given = _values(deconvolve(dirty, model, noise=channel_noise(cube), **TILING))
+    np.testing.assert_array_equal(given, measured)
+    doubled = _values(deconvolve(dirty, model, noise=2 * channel_noise(cube), **TILING))
+    assert not np.allclose(doubled, measured, equal_nan=True)  # the network is not linear
+    with pytest.raises(InputDataError, match="noise"):
+        deconvolve(dirty, model, noise=np.ones(cube.shape[0] + 1), **TILING)
