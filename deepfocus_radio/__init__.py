@@ -42,14 +42,4 @@ def __dir__():
     return __all__
 
 
-def _register_accessor():
-    try:
-        accessor = importlib.import_module("deepfocus_radio.accessor")
-    except ModuleNotFoundError as exc:  # only while the accessor module is absent
-        if exc.name != "deepfocus_radio.accessor":
-            raise
-        return
-    accessor.register()
-
-
-_register_accessor()
+importlib.import_module("deepfocus_radio.accessor").register()

@@ -31,11 +31,7 @@ COMMAND_MODULES = [
 
 def _command_modules():
     for name in COMMAND_MODULES:
-        try:
-            yield importlib.import_module(f"deepfocus_radio.cli.{name}")
-        except ModuleNotFoundError as exc:
-            if exc.name != f"deepfocus_radio.cli.{name}":
-                raise
+        yield importlib.import_module(f"deepfocus_radio.cli.{name}")
 
 
 def build_parser():
