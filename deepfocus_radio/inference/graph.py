@@ -1,8 +1,8 @@
 """The dask graph of tiled prediction: one task per output block, one key for the model.
 
 Built by hand (as dask's own ``overlap`` is) so that each block task receives exactly the
-pieces of the neighbouring input chunks it needs, whatever the halo, with reflect padding
-at the array's edges, and so that block boundaries follow the tile grid rather than the
+pieces of the neighbouring input chunks it needs, whatever the halo (filled past the
+array's end as the network pads its input), and so that block boundaries follow the tile grid rather than the
 input's chunks.
 """
 
@@ -10,7 +10,7 @@ import numpy as np
 
 from deepfocus_radio.exceptions import InputDataError
 from deepfocus_radio.inference.runner import run_tiles
-from deepfocus_radio.inference.tiling import merge_block, reflect_indices
+from deepfocus_radio.inference.tiling import edge_indices, merge_block
 
 __all__ = ["channel_sigma", "build_prediction_graph", "predict_block", "block_tasks"]
 
@@ -79,7 +79,7 @@ def predict_block(spec, sigma, plan, batch_size, parts):
     spec : ModelSpec
         The network.
     sigma : ndarray
-        Noise of the channels of the block's region (reflected), shape (region chans,).
+        Noise of the channels of the block's region (edge-filled), shape (region chans,).
     plan : BlockPlan
         The block.
     batch_size : int
@@ -97,15 +97,26 @@ def predict_block(spec, sigma, plan, batch_size, parts):
     region = box[_region_index(plan)]
     finite = np.isfinite(region)
     normalized = np.where(finite, region, 0.0) / sigma[:, None, None].astype(np.float32)
-    tiles = np.stack([normalized[s] for s in plan.tile_slices()]).astype(np.float32, copy=False)
+    if plan.pad_mode == "constant":  # the network pads with zeros past the array's end
+        for axis, ((lo, _), n) in enumerate(zip(plan.region, plan.shape)):
+            normalized[(slice(None),) * axis + (slice(n - lo, None),)] = 0
+    distinct = {}  # owned ranges at the array's end may share a tile: computed once
+    order = [distinct.setdefault(_slice_key(s), (len(distinct), s))[0]
+             for s in plan.tile_slices()]
+    tiles = np.stack([normalized[s] for _, s in distinct.values()]).astype(np.float32,
+                                                                           copy=False)
     outputs = run_tiles(spec, tiles, batch_size)
-    block = merge_block(plan, outputs)
+    block = merge_block(plan, outputs[order])
     inner = tuple(slice(lo - rlo, hi - rlo) for (lo, hi), (rlo, _) in zip(plan.bounds, plan.region))
     block *= sigma[inner[0]][:, None, None].astype(np.float32)
     block[~finite[inner]] = np.nan
     del box, region, normalized, tiles, outputs
     _release_freed_memory()
     return block
+
+
+def _slice_key(slices):
+    return tuple((s.start, s.stop) for s in slices)
 
 
 def _release_freed_memory():
@@ -133,12 +144,12 @@ _MALLOC_TRIM = [None]
 
 
 def _region_index(plan):
-    """Index of the block's region in its source bounding box: slices where no reflection
-    is needed (a view, no copy), integer arrays otherwise."""
+    """Index of the block's region in its source bounding box: slices where the region lies
+    inside the array (a view, no copy), integer arrays otherwise."""
     index = []
     reflected = False
     for (lo, hi), n in zip(plan.region, plan.shape):
-        positions = reflect_indices(np.arange(lo, hi), n)
+        positions = edge_indices(np.arange(lo, hi), n, plan.pad_mode)
         first = positions.min()
         if lo >= 0 and hi <= n:
             index.append(slice(lo - first, hi - first))
@@ -159,7 +170,7 @@ def _source_pieces(source_name, source_chunks, plan):
     """
     per_axis = []
     for (lo, hi), n, chunks in zip(plan.region, plan.shape, source_chunks):
-        index = reflect_indices(np.arange(lo, hi), n)
+        index = edge_indices(np.arange(lo, hi), n, plan.pad_mode)
         first, last = int(index.min()), int(index.max()) + 1
         bounds = np.cumsum((0,) + tuple(chunks))
         pieces = []
@@ -191,7 +202,7 @@ def block_tasks(source, spec_key, layout, batch_size, sigma, indices=None):
     for index in (np.ndindex(*grid) if indices is None else indices):
         plan = layout.plan(index)
         lo, hi = plan.region[0]
-        region_sigma = sigma[reflect_indices(np.arange(lo, hi), layout.shape[0])]
+        region_sigma = sigma[edge_indices(np.arange(lo, hi), layout.shape[0], plan.pad_mode)]
         pieces = _source_pieces(source.name, source.chunks, plan)
         tasks[tuple(index)] = (predict_block, spec_key, region_sigma, plan, batch_size, pieces)
     return tasks

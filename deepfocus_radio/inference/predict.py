@@ -1,7 +1,8 @@
 """``predict_tiled``: a network over a (chan, y, x) array in overlapping tiles, through dask.
 
-Each output block is one dask task: it gathers its input region (the block, its halo and
-reflect padding at the cube's edges) from the neighbouring input chunks, normalizes it by
+Each output block is one dask task: it gathers its input region (the block and its halo,
+never reaching outside the cube but to the network's pooling grid) from the neighbouring
+input chunks, normalizes it by
 the per-channel noise, cuts it into tiles, runs them through the network in batches,
 merges them (see :mod:`deepfocus_radio.inference.tiling`) and multiplies back by the
 noise. The network travels as one :class:`~deepfocus_radio.inference.runner.ModelSpec`
@@ -28,11 +29,13 @@ __all__ = ["predict_tiled", "DEFAULT_TILE", "DEFAULT_HALO", "DEFAULT_BATCH_SIZE"
            "resolve_tiling"]
 
 #: Default tile and halo (chan, y, x) of 3D and 2D networks (2D: one plane at a time).
-#: With the shipped "alma" model these defaults stay within 3e-5 of the whole-cube pass's
-#: dynamic range (halo 16 in chan: 3e-7, float noise). For the default U-Net (``create_model("unet")``, three poolings, random weights) a halo
-#: of 24 in y/x keeps tiled output within ~1e-2 of the whole-cube pass's dynamic range
-#: (measured: 0.8e-2), 16 within ~3e-2; < 1e-3 needs ~40 per axis. Networks with a
-#: receptive field inside the halo give the whole-cube result exactly.
+#: The reference is the network run once on the whole cube. Measured on a 32x160x160
+#: noise cube with (32, 96, 96) tiles (max |tiled - whole| / dynamic range): the shipped
+#: "alma" model, 5e-7 at these defaults; the default U-Net (``create_model("unet")``, three
+#: poolings, random weights), 2e-2 with halos up to 16 in y/x, 8e-3 at 24, 2.5e-3 at 32,
+#: and 1e-6 with (32, 128, 128) tiles and a halo of 40 (its receptive field is wide: stay
+#: below 1e-3 with a halo of 40). A network whose receptive field fits in the halo gives
+#: the whole-cube result to float rounding.
 DEFAULT_TILE = {3: (32, 96, 96), 2: (1, 128, 128)}
 DEFAULT_HALO = {3: (8, 24, 24), 2: (0, 16, 16)}
 DEFAULT_BATCH_SIZE = 4
@@ -66,11 +69,22 @@ def _triple(name, value, spatial_dims, *, minimum):
     return values
 
 
-def _size_multiple(module):
-    """Total down-sampling factor of a network (product of pooling / strided-conv strides):
-    tile starts are aligned on it so every tile sees the whole-array pooling grid."""
+def network_grid(module, spatial_dims):
+    """The network's down-sampling factor per axis (chan, y, x) and how it pads its input.
+
+    Read from ``module.size_multiple`` and ``module.pad_mode`` (U-Net and CAE of
+    ``build_model``); otherwise the product of all pooling and convolution strides on
+    every axis, with reflection. Tiles start on multiples of the factor, so every tile
+    sees the pooling grid of the whole-array pass, and are filled past the array's end as
+    the network pads its input.
+    """
     import torch
 
+    pad_mode = str(getattr(module, "pad_mode", "reflect"))
+    multiple = getattr(module, "size_multiple", None)
+    if multiple is not None:
+        multiple = tuple(int(m) for m in multiple)
+        return ((1,) + multiple if spatial_dims == 2 else multiple), pad_mode
     factor = 1
     for layer in module.modules():
         if isinstance(layer, (torch.nn.MaxPool2d, torch.nn.MaxPool3d, torch.nn.AvgPool2d,
@@ -78,15 +92,17 @@ def _size_multiple(module):
             stride = layer.stride if layer.stride is not None else layer.kernel_size
             stride = stride if isinstance(stride, tuple) else (stride,)
             factor *= max(int(s) for s in stride)
-    return factor
+    return ((1, factor, factor) if spatial_dims == 2 else (factor,) * 3), pad_mode
 
 
 def resolve_tiling(shape, module, spatial_dims, *, tile=None, halo=None, batch_size=None,
                    blend=None):
     """Check tiling settings against the data and fill in defaults.
 
-    A tile longer than an axis plus its two halos is shrunk (rounded up to the multiple the
-    network needs) with a :class:`~deepfocus_radio.exceptions.TileShrunkWarning`.
+    Tiles are rounded up to the network's down-sampling factor on each axis (see
+    :func:`network_grid`); a tile longer than an axis (rounded up to that factor) is shrunk
+    to it, with a :class:`~deepfocus_radio.exceptions.TileShrunkWarning` when the tile was
+    given (the default tile is shrunk to small cubes silently).
 
     Returns
     -------
@@ -98,6 +114,7 @@ def resolve_tiling(shape, module, spatial_dims, *, tile=None, halo=None, batch_s
         If a size is malformed, ``tile <= 2 * halo`` on an axis, ``batch_size < 1`` or
         ``blend`` is unknown.
     """
+    explicit = tile is not None
     tile = _triple("tile", DEFAULT_TILE[spatial_dims] if tile is None else tile, spatial_dims,
                    minimum=1)
     if halo is None:  # default halo, but never more than a quarter of a tile the user chose
@@ -117,26 +134,25 @@ def resolve_tiling(shape, module, spatial_dims, *, tile=None, halo=None, batch_s
                 f"tile={tile} and halo={halo}: on axis {('chan', 'y', 'x')[axis]} the tile must "
                 f"be larger than twice the halo (tile {t} <= 2 x {h}); enlarge tile or reduce halo"
             )
-    tile = _shrink(tile, halo, shape, _size_multiple(module))  # stays > 2 * halo
+    tile = _fit_tile(tile, shape, network_grid(module, spatial_dims)[0], warn=explicit)
     return TilingSettings(tile, halo, int(batch_size), blend, _per_block(shape, tile, halo,
                                                                         int(batch_size)))
 
 
-def _shrink(tile, halo, shape, multiple):
-    new = list(tile)
-    for axis, (t, h, n) in enumerate(zip(tile, halo, shape)):
-        if t > n + 2 * h:
-            new[axis] = min(t, math.ceil((n + 2 * h) / multiple) * multiple)
-    if tuple(new) != tuple(tile):
+def _fit_tile(tile, shape, multiple, *, warn):
+    rounded = [-(-t // m) * m for t, m in zip(tile, multiple)]
+    padded = [-(-n // m) * m for n, m in zip(shape, multiple)]
+    new = tuple(min(t, p) for t, p in zip(rounded, padded))
+    if warn and any(t > p for t, p in zip(tile, padded)):
         warnings.warn(
-            f"tile={tuple(tile)} is larger than the data {tuple(shape)} plus its halo "
-            f"{tuple(halo)}; using tile={tuple(new)}", TileShrunkWarning, stacklevel=4)
-    return tuple(new)
+            f"tile={tuple(tile)} is larger than the data {tuple(shape)}; using tile={new}",
+            TileShrunkWarning, stacklevel=4)
+    return new
 
 
 def _per_block(shape, tile, halo, batch_size):
     """Tiles per block: about ``batch_size`` tiles, spread over y and x."""
-    counts = [max(1, math.ceil(n / (t - 2 * h))) for n, t, h in zip(shape, tile, halo)]
+    counts = [max(1, math.ceil(n / max(1, t - 2 * h))) for n, t, h in zip(shape, tile, halo)]
     ky = min(counts[1], math.ceil(math.sqrt(batch_size)))
     kx = min(counts[2], math.ceil(batch_size / ky))
     return (1, ky, kx)
@@ -174,10 +190,12 @@ def predict_tiled(array, model, *, tile=None, halo=None, batch_size=None, blend=
     tile : int or tuple of int, optional
         Tile size in voxels, (chan, y, x); default (32, 96, 96) in 3D, (1, 128, 128) in 2D.
     halo : int or tuple of int, optional
-        Voxels of context on each side of a tile's valid centre, (chan, y, x); default
-        (8, 24, 24) in 3D, (0, 16, 16) in 2D, but at most a quarter of the tile on each
-        axis. Tiled equals whole-array output when the network's receptive field fits in it
-        (see ``DEFAULT_HALO`` for the U-Net).
+        Least voxels of context on each side of the part of a tile that is kept, (chan, y,
+        x); default (8, 24, 24) in 3D, (0, 16, 16) in 2D, but at most a quarter of the tile
+        on each axis. Tiles use the fewest that this allows and split their spare overlap
+        evenly, so most get more. No context is needed at the cube's edges, where the
+        whole-cube pass has none either. Tiled equals whole-array output when the network's
+        receptive field fits in the halo (see ``DEFAULT_HALO`` for the U-Net).
     batch_size : int, optional
         Tiles per forward pass (default 4); an output block holds about this many tiles.
     blend : {"crop", "linear"}, optional
@@ -239,8 +257,9 @@ def predict_tiled(array, model, *, tile=None, halo=None, batch_size=None, blend=
     data = data[None] if squeeze else data
     settings = resolve_tiling(data.shape, module, spatial_dims, tile=tile, halo=halo,
                               batch_size=batch_size, blend=blend)
+    multiple, pad_mode = network_grid(module, spatial_dims)
     layout = TileLayout(data.shape, settings.tile, settings.halo, settings.per_block,
-                        settings.blend, _size_multiple(module))
+                        settings.blend, multiple, pad_mode)
     spec = ModelSpec(module, device=device, spatial_dims=spatial_dims,
                      threads=threads, amp=amp)
     # (from_array would copy a numpy array or memory map whole; LazyArray reads per chunk)

@@ -59,7 +59,10 @@ def compute(*collections, client=None, desc="compute", progress=True, num_worker
     progress : bool, optional
         Show the progress bar.
     num_workers : int, optional
-        Threads of the local scheduler (default: dask's, the number of cores).
+        Threads of the local scheduler (default: dask's, the number of cores). With 1, the
+        graph runs in the calling thread (dask's synchronous scheduler): a fresh worker
+        thread would make torch start a new OpenMP team on every call (measured: 0.50 s
+        instead of 0.37 s for four 32x96x96 U-Net tiles).
 
     Returns
     -------
@@ -70,6 +73,8 @@ def compute(*collections, client=None, desc="compute", progress=True, num_worker
     if client is not None:
         return _compute_distributed(collections, client, desc, progress)
     with TqdmCallback(desc=desc, disable=not progress):
+        if num_workers == 1:
+            return dask.compute(*collections, scheduler="sync")
         return dask.compute(*collections, scheduler="threads", num_workers=num_workers)
 
 

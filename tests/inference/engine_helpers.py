@@ -21,19 +21,17 @@ def conv_stack(spatial_dims=3, *, seed=0, layers=3, width=4):
     return torch.nn.Sequential(*modules).eval()
 
 
-def whole_pass(model, data, halo, noise, multiple=1, spatial_dims=3):
-    """Reference: the network on the whole (reflect-padded, noise-normalized) array; a 2D
-    network runs on each plane."""
-    pads = [(h, h + (-(n + 2 * h)) % multiple) for h, n in zip(halo, data.shape)]
+def whole_pass(model, data, noise, spatial_dims=3):
+    """Reference: the network run once on the whole noise-normalized array (it pads its
+    input to its own size multiple); a 2D network runs on each plane."""
     finite = np.isfinite(data)
-    normalized = np.where(finite, data, 0) / noise[:, None, None]
-    padded = np.pad(normalized, pads, mode="reflect").astype(np.float32)
+    normalized = (np.where(finite, data, 0) / noise[:, None, None]).astype(np.float32)
     with torch.no_grad():
         if spatial_dims == 2:
-            out = model(torch.from_numpy(padded)[:, None])[:, 0].numpy()
+            out = model(torch.from_numpy(normalized)[:, None])[:, 0].numpy()
         else:
-            out = model(torch.from_numpy(padded)[None, None])[0, 0].numpy()
-    out = out[tuple(slice(h, h + n) for h, n in zip(halo, data.shape))] * noise[:, None, None]
+            out = model(torch.from_numpy(normalized)[None, None])[0, 0].numpy()
+    out = out * noise[:, None, None]
     out[~finite] = np.nan
     return out
 
