@@ -94,6 +94,7 @@ def export(run_dir, config, root):
     card = save_pretrained(
         model, "alma", overwrite=True,
         training_ranges=training_ranges(config, root),
+        tiling={"tile": [32, 96, 96], "halo": [8, 24, 24]},
         description="3D U-Net deconvolver for ALMA-like spectral-line cubes, trained on "
                     "the deepfocus_radio simulator (examples/train_default_alma.py)",
         metadata={"training_seconds": round(seconds), "epochs": epochs,

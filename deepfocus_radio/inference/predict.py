@@ -99,7 +99,9 @@ def resolve_tiling(shape, module, spatial_dims, *, tile=None, halo=None, batch_s
                    blend=None):
     """Check tiling settings against the data and fill in defaults.
 
-    Tiles are rounded up to the network's down-sampling factor on each axis (see
+    Default tile and halo: the model card's ``tiling`` for a shipped model, else
+    :data:`DEFAULT_TILE` and :data:`DEFAULT_HALO`. Tiles are rounded up to the network's
+    down-sampling factor on each axis (see
     :func:`network_grid`); a tile longer than an axis (rounded up to that factor) is shrunk
     to it, with a :class:`~deepfocus_radio.exceptions.TileShrunkWarning` when the tile was
     given (the default tile is shrunk to small cubes silently).
@@ -115,11 +117,13 @@ def resolve_tiling(shape, module, spatial_dims, *, tile=None, halo=None, batch_s
         ``blend`` is unknown.
     """
     explicit = tile is not None
-    tile = _triple("tile", DEFAULT_TILE[spatial_dims] if tile is None else tile, spatial_dims,
-                   minimum=1)
+    card = getattr(getattr(module, "card", None), "tiling", None) or {}
+    default_tile = card.get("tile", DEFAULT_TILE[spatial_dims])
+    default_halo = card.get("halo", DEFAULT_HALO[spatial_dims])
+    tile = _triple("tile", default_tile if tile is None else tile, spatial_dims, minimum=1)
     if halo is None:  # default halo, but never more than a quarter of a tile the user chose
-        halo = tuple(min(h, t // 4) for h, t in zip(_triple("halo", DEFAULT_HALO[spatial_dims],
-                                                            spatial_dims, minimum=0), tile))
+        halo = tuple(min(h, t // 4) for h, t in zip(_triple("halo", default_halo, spatial_dims,
+                                                            minimum=0), tile))
     halo = _triple("halo", halo, spatial_dims, minimum=0)
     blend = "crop" if blend is None else blend
     if blend not in BLEND_MODES:
@@ -188,7 +192,8 @@ def predict_tiled(array, model, *, tile=None, halo=None, batch_size=None, blend=
     model : torch.nn.Module, str or os.PathLike
         Network, model file or shipped name (see ``deepfocus_radio.load_model``).
     tile : int or tuple of int, optional
-        Tile size in voxels, (chan, y, x); default (32, 96, 96) in 3D, (1, 128, 128) in 2D.
+        Tile size in voxels, (chan, y, x); default the model card's (shipped models), else
+        (32, 96, 96) in 3D, (1, 128, 128) in 2D.
     halo : int or tuple of int, optional
         Least voxels of context on each side of the part of a tile that is kept, (chan, y,
         x); default (8, 24, 24) in 3D, (0, 16, 16) in 2D, but at most a quarter of the tile

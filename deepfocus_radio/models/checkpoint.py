@@ -331,7 +331,7 @@ def model_provenance(model):
 
 def save_pretrained(model, name, *, weights_dir=None, normalization="channel_noise",
                     training_ranges=None, scores=None, licence="BSD-3-Clause", description="",
-                    metadata=None, overwrite=False):
+                    metadata=None, tiling=None, overwrite=False):
     """Write a model as a shipped model: ``<name>.safetensors`` plus its card ``<name>.json``.
 
     Parameters
@@ -353,6 +353,8 @@ def save_pretrained(model, name, *, weights_dir=None, normalization="channel_noi
         Licence of the weights and a one-line description.
     metadata : Mapping, optional
         Extra JSON-serializable information stored in the weights header.
+    tiling : Mapping, optional
+        Default ``tile`` and ``halo`` (chan, y, x voxels) for tiled inference.
     overwrite : bool, optional
         Replace an existing shipped model of that name.
 
@@ -379,6 +381,6 @@ def save_pretrained(model, name, *, weights_dir=None, normalization="channel_noi
     card = PretrainedInfo(name=name, file=weights.name, sha256=file_sha256(weights),
                           config=dict(_model_config(model)), normalization=normalization,
                           training_ranges=dict(training_ranges or {}), scores=dict(scores or {}),
-                          licence=licence, description=description)
+                          licence=licence, description=description, tiling=dict(tiling or {}))
     card.write(card_path)
     return card

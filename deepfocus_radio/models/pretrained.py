@@ -70,6 +70,9 @@ class PretrainedInfo:
         Licence of the weights.
     description : str
         One line on what the model was trained for.
+    tiling : dict
+        Default ``tile`` and ``halo`` (chan, y, x voxels) for tiled inference with this
+        model (``predict_tiled`` uses them when none are given).
     """
 
     name: str
@@ -81,6 +84,7 @@ class PretrainedInfo:
     scores: dict = dataclasses.field(default_factory=dict)
     licence: str = ""
     description: str = ""
+    tiling: dict = dataclasses.field(default_factory=dict)
 
     def to_dict(self):
         """Return the card as a plain JSON-serializable dict."""

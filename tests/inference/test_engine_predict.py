@@ -232,3 +232,21 @@ def test_shipped_model_tiled_equals_whole_at_the_defaults(rng):
     expected = whole_pass(model, data, channel_noise(data))
     result = predict_tiled(data, model, progress=False)
     assert np.max(np.abs(result - expected)) / np.ptp(expected) < 1e-4
+
+
+def test_shipped_model_card_sets_the_default_tiling():
+    """A card's ``tiling`` is the default for that model; explicit settings still win."""
+    import copy
+    import dataclasses
+
+    from deepfocus_radio.inference import resolve_tiling
+    from deepfocus_radio.models import load_model
+
+    model = load_model("alma")
+    assert resolve_tiling((64, 256, 256), model, 3).tile == tuple(model.card.tiling["tile"])
+    changed = copy.deepcopy(model)
+    changed.card = dataclasses.replace(model.card, tiling={"tile": [16, 64, 64],
+                                                           "halo": [4, 16, 16]})
+    settings = resolve_tiling((64, 256, 256), changed, 3)
+    assert (settings.tile, settings.halo) == ((16, 64, 64), (4, 16, 16))
+    assert resolve_tiling((64, 256, 256), changed, 3, tile=(32, 96, 96)).tile == (32, 96, 96)
