@@ -139,8 +139,8 @@ def markdown(results, chosen, times, args):
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--n-cubes", type=int, default=50)
-    parser.add_argument("--size", type=int, default=128)
-    parser.add_argument("--channels", type=int, default=48)
+    parser.add_argument("--size", type=int, default=96)
+    parser.add_argument("--channels", type=int, default=32)
     parser.add_argument("--model", default="alma")
     parser.add_argument("--purity", type=float, default=0.95)
     parser.add_argument("--no-clean", dest="clean", action="store_false")
