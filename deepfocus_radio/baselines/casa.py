@@ -23,7 +23,7 @@ from deepfocus_radio._atomic import atomic_write
 from deepfocus_radio.baselines.clean import restoring_kernel
 from deepfocus_radio.exceptions import DeepFocusError, InputDataError
 
-__all__ = ["casa_available", "casa_clean", "align_psf_for_casa"]
+__all__ = ["casa_available", "casa_clean", "align_psf_for_casa", "run_casa"]
 
 _SITE_CONFIG = """\
 import os, casadata
@@ -46,6 +46,37 @@ deconvolve(imagename=opts["prefix"], deconvolver="hogbom", niter=opts["niter"],
 for kind in ("model", "residual"):
     exportfits(imagename=opts["prefix"] + "." + kind, fitsimage=opts[kind], overwrite=True)
 """
+
+
+def run_casa(script, opts, workdir, *, expect=(), what="task"):
+    """Run a CASA script in a subprocess, with CASA's data from ``casadata``.
+
+    Parameters
+    ----------
+    script : str
+        Python source; it reads its options as JSON from ``sys.argv[1]``.
+    opts : dict
+        JSON-serializable options.
+    workdir : str or os.PathLike
+        Working folder (also CASA's ``HOME``, so its logs stay there).
+    expect : sequence of os.PathLike, optional
+        Files the script must have written.
+    what : str, optional
+        What the script does, for the error message.
+
+    Raises
+    ------
+    DeepFocusError
+        If the script fails or an expected file is missing (with the end of CASA's log).
+    """
+    work = Path(workdir)
+    (work / "casasiteconfig.py").write_text(_SITE_CONFIG)
+    env = dict(os.environ, CASASITECONFIG=str(work / "casasiteconfig.py"), HOME=str(work))
+    proc = subprocess.run([sys.executable, "-c", script, json.dumps(opts)], cwd=work, env=env,
+                          capture_output=True, text=True, check=False)
+    if proc.returncode != 0 or not all(Path(path).exists() for path in expect):
+        tail = (proc.stdout + proc.stderr)[-2000:]
+        raise DeepFocusError(f"CASA {what} failed (exit {proc.returncode}):\n{tail}")
 
 
 def casa_available():
@@ -126,7 +157,6 @@ def casa_clean(dirty, psf, header, out_fits, *, threshold, restoring_beam, niter
         raise InputDataError(f"{out_fits} exists; choose another output path.")
     with tempfile.TemporaryDirectory(prefix="deepfocus-casa-") as workdir:
         work = Path(workdir)
-        (work / "casasiteconfig.py").write_text(_SITE_CONFIG)
         dirty = np.asarray(dirty, dtype=np.float32)
         fits.writeto(work / "dirty.fits", np.nan_to_num(dirty), header)
         fits.writeto(work / "psf.fits", align_psf_for_casa(np.asarray(psf), dirty.shape), header)
@@ -140,14 +170,7 @@ def casa_clean(dirty, psf, header, out_fits, *, threshold, restoring_beam, niter
             "gain": float(gain),
             "threshold": f"{threshold.to_value('Jy / beam')}Jy",
         }
-        env = dict(os.environ, CASASITECONFIG=str(work / "casasiteconfig.py"), HOME=workdir)
-        proc = subprocess.run(
-            [sys.executable, "-c", _SCRIPT, json.dumps(opts)],
-            cwd=workdir, env=env, capture_output=True, text=True, check=False,
-        )
-        if proc.returncode != 0 or not (work / "model.fits").exists():
-            tail = (proc.stdout + proc.stderr)[-2000:]
-            raise DeepFocusError(f"CASA deconvolve failed (exit {proc.returncode}):\n{tail}")
+        run_casa(_SCRIPT, opts, work, expect=[work / "model.fits"], what="deconvolve")
         model = fits.getdata(work / "model.fits").reshape(dirty.shape)
         residual = fits.getdata(work / "residual.fits").reshape(dirty.shape)
     # Restore ourselves with the peak-1 common beam: the same convention as hogbom_clean.

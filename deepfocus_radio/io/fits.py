@@ -91,7 +91,22 @@ def normalized_header(header, wcs):
         if _WCS_AXIS_KEY.match(key) or _WCS_MATRIX_KEY.match(key) or key == "WCSAXES":
             del out[key]
     out.update(wcs.to_header())
+    _complete_observatory(out, wcs)
     return out
+
+
+def _complete_observatory(header, wcs):
+    """Add ``OBSGEO-L/B/H`` when only ``OBSGEO-X/Y/Z`` are given (CASA writes those), with
+    the values astropy's obsfix computed for ``wcs``: every WCS later built from the header
+    then has nothing to complete, and does not warn about it again."""
+    if not all(f"OBSGEO-{k}" in header for k in "XYZ") or all(
+            f"OBSGEO-{k}" in header for k in "LBH"):
+        return
+    lon, lat, height = np.asarray(wcs.wcs.obsgeo, dtype=float)[3:6]
+    if np.all(np.isfinite([lon, lat, height])):
+        header["OBSGEO-L"] = (lon, "[deg] observatory longitude, from OBSGEO-X/Y/Z")
+        header["OBSGEO-B"] = (lat, "[deg] observatory latitude, from OBSGEO-X/Y/Z")
+        header["OBSGEO-H"] = (height, "[m] observatory height, from OBSGEO-X/Y/Z")
 
 
 class FitsImage:

@@ -53,6 +53,26 @@ def test_casa_4d_degenerate_stokes_is_dropped(make_fits, noisy_cube, tmp_path):
     assert cube.wcs.wcs.compare(open_cube(src).wcs.wcs)
 
 
+def test_casa_observatory_keywords_are_completed_once(noisy_cube, tmp_path):
+    """CASA writes OBSGEO-X/Y/Z only; astropy completes L/B/H with a FITSFixedWarning each
+    time a WCS is built. open_cube completes them once, quietly, with astropy's values
+    (the suite turns warnings into errors, so a warning here fails the test)."""
+    from astropy.coordinates import EarthLocation
+
+    from io_helpers import cube_header
+
+    header = cube_header(noisy_cube.shape, stokes=1.0)
+    alma = EarthLocation.from_geodetic(-67.754929 * u.deg, -23.022886 * u.deg, 5053.8 * u.m)
+    header.update({"OBSGEO-X": alma.x.to_value(u.m), "OBSGEO-Y": alma.y.to_value(u.m),
+                   "OBSGEO-Z": alma.z.to_value(u.m)})
+    path = tmp_path / "casa.fits"
+    fits.PrimaryHDU(noisy_cube[None], header).writeto(path)
+    cube = open_cube(path)
+    assert cube.header["OBSGEO-L"] == pytest.approx(-67.754929, abs=1e-5)
+    assert cube.header["OBSGEO-B"] == pytest.approx(-23.022886, abs=1e-5)
+    assert cube.wcs.celestial.naxis == 2 and cube[1:3].header["OBSGEO-H"] > 5000
+
+
 def test_stokes_i_is_kept_among_several(make_fits, rng, tmp_path):
     planes = [rng.normal(size=(3, 8, 8)).astype(np.float32) + k for k in range(4)]
     # IQUV with CRVAL4 = 1 (I) at the first pixel; ask for the file with I second instead
