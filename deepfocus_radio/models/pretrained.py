@@ -73,6 +73,10 @@ class PretrainedInfo:
     tiling : dict
         Default ``tile`` and ``halo`` (chan, y, x voxels) for tiled inference with this
         model (``predict_tiled`` uses them when none are given).
+    calibration : dict
+        Error terms measured on simulated calibration cubes (not the test set), e.g.
+        ``flux_fractional_error``: the deconvolution's own flux error as a fraction of the
+        flux, added in quadrature to the noise term of ``flux_err`` by ``find_sources``.
     """
 
     name: str
@@ -85,6 +89,7 @@ class PretrainedInfo:
     licence: str = ""
     description: str = ""
     tiling: dict = dataclasses.field(default_factory=dict)
+    calibration: dict = dataclasses.field(default_factory=dict)
 
     def to_dict(self):
         """Return the card as a plain JSON-serializable dict."""

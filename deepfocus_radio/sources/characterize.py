@@ -25,7 +25,9 @@ For each detection, in a cutout padded by two beams on the sky and six channels:
 Uncertainties (1 sigma, approximate): ``flux_err`` adds the dirty-cube noise over the
 mask channel by channel, for noise correlated over ``noise_correlation_area`` pixels (the
 beam area by default: the autocorrelation of interferometric image noise is the beam):
-``var = sum_c sigma_c**2 * n_c * min(n_c, A)``, converted like the flux. ``peak_err`` is the
+``var = sum_c sigma_c**2 * n_c * min(n_c, A)``, converted like the flux, and in
+quadrature ``flux_fractional_error * |flux|``, the searched cube's own error (a
+network's, calibrated on simulations; 0 by default). ``peak_err`` is the
 noise at the peak; ``x_err = y_err = FWHM / (2 SNR)`` (pixels, FWHM of the fit or the
 beam); size, PA and line-width errors are the fits' covariance errors, the 2D ones
 inflated by ``sqrt(A)`` for the correlated noise.
@@ -127,7 +129,7 @@ class SkyGeometry:
 
 def characterize_sources(cube, detections, *, noise, wcs=None, beam=None, spectral_axis=None,
                          dilate=True, searched_noise=None, noise_correlation_area=None,
-                         provenance=None, progress=False):
+                         flux_fractional_error=0.0, provenance=None, progress=False):
     """Measure each detection and return the source catalogue.
 
     Parameters
@@ -152,6 +154,9 @@ def characterize_sources(cube, detections, *, noise, wcs=None, beam=None, spectr
         whose noise is lower than the dirty cube's, pass its own robust noise.
     noise_correlation_area : float, optional
         Pixels over which the noise is correlated, for ``flux_err`` (default: beam area).
+    flux_fractional_error : float, optional
+        Error of the searched cube's fluxes as a fraction of the flux (e.g. a network's,
+        from its model card's ``calibration``), added in quadrature to ``flux_err``.
     provenance : dict, optional
         Extra metadata for ``table.meta`` (model name, sha256...).
     progress : bool, optional
@@ -195,10 +200,15 @@ def characterize_sources(cube, detections, *, noise, wcs=None, beam=None, spectr
     noise = _per_channel(noise, reader) * scale
     searched_noise = noise if searched_noise is None else _per_channel(searched_noise,
                                                                        reader) * scale
+    if not (np.isfinite(flux_fractional_error) and flux_fractional_error >= 0):
+        raise ConfigError(f"flux_fractional_error={flux_fractional_error!r} must be a "
+                          "non-negative fraction")
     meas = _Measurer(reader, detections, geometry, (noise, searched_noise), scale, dilate,
                      noise_correlation_area or geometry.beam_area)
+    meas.flux_fraction = float(flux_fractional_error)
     rows = [meas.measure(i) for i in _progress(range(len(detections)), progress)]
     meta = _catalog_meta(geometry, detections, provenance)
+    meta["flux_fractional_error"] = float(flux_fractional_error)
     table = catalog_from_rows(rows, meta=meta, units=units)
     if not rows:
         warnings.warn("no sources were detected; the catalogue is empty", NoSourcesFoundWarning,
@@ -263,6 +273,7 @@ class _Measurer:
         self.reader, self.detections, self.geo = reader, detections, geometry
         self.noise, self.searched_noise = noise
         self.scale, self.dilate, self.corr_area = scale, dilate, corr_area
+        self.flux_fraction = 0.0
         pad_xy = int(np.ceil(2 * geometry.beam_fwhm_pix)) + 2
         self.pad = (0 if reader.ndim == 2 else 6, pad_xy, pad_xy)
         boxes = [seg.slices for seg in detections.segments]
@@ -347,7 +358,9 @@ class _Measurer:
     def _flux(self, data, mask, sigma, dv):
         total = np.nansum(np.where(mask, data, 0.0))
         area = self.geo.beam_area
-        return {"flux": total / area * dv, "flux_err": self._sum_noise(mask, sigma) / area * dv}
+        flux = total / area * dv
+        noise_err = self._sum_noise(mask, sigma) / area * dv
+        return {"flux": flux, "flux_err": float(np.hypot(noise_err, self.flux_fraction * flux))}
 
     def _size(self, data, mask, others, snr):
         channels = mask.any(axis=(1, 2))

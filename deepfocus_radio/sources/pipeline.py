@@ -206,11 +206,13 @@ def _run_stages(data, wcs, beam, model, stack, *, threshold, pb, progress, infer
     dirty_reader = CubeReader(data)
     noise = channel_noise(_PlaneView(dirty_reader))
     searched_noise = None
+    flux_fraction = 0.0 if model is None else _flux_fractional_error(model)
     if deconvolved is not None:
         searched, provenance = deconvolved, _given_deconvolution(deconvolved, dirty_reader.shape)
         searched_noise = channel_noise(_PlaneView(CubeReader(searched)))
     elif model is None:
         searched, provenance = data, {"model": "none (dirty cube searched)"}
+        flux_fraction = 0.0
     elif dirty_reader.ndim == 2:
         raise ConfigError("a 2D image can only be searched with model=None (no deconvolution)")
     else:
@@ -234,10 +236,20 @@ def _run_stages(data, wcs, beam, model, stack, *, threshold, pb, progress, infer
                                 threshold=threshold, progress=progress, **detect_options)
     table = characterize_sources(searched, detections, noise=noise, wcs=wcs, beam=beam,
                                  searched_noise=searched_noise, provenance=provenance,
-                                 progress=progress)
+                                 flux_fractional_error=flux_fraction, progress=progress)
     if pb is not None:
         _correct_primary_beam(table, pb, dirty_reader.shape)
     return table, unsubtracted
+
+
+def _flux_fractional_error(model):
+    """The network's calibrated fractional flux error, from its model card (0 without one)."""
+    from deepfocus_radio.models import get_pretrained_info, list_pretrained
+
+    card = getattr(model, "card", None)
+    if card is None and isinstance(model, str) and model in {c.name for c in list_pretrained()}:
+        card = get_pretrained_info(model)
+    return float((getattr(card, "calibration", None) or {}).get("flux_fractional_error", 0.0))
 
 
 def _beam_pixels(beam, wcs):

@@ -141,6 +141,17 @@ def test_flux_err_matches_the_scatter_of_noise_fluxes():
     assert scatter / np.median(table["flux_err"].value) == pytest.approx(1.0, abs=0.3)
 
 
+def test_flux_fractional_error_is_added_in_quadrature(bright_cube):
+    clean, dirty, _, header = bright_cube
+    plain, calibrated = _run(dirty, header), _run(dirty, header, flux_fractional_error=0.2)
+    np.testing.assert_allclose(calibrated["flux"].value, plain["flux"].value)
+    expected = np.hypot(plain["flux_err"].value, 0.2 * np.abs(plain["flux"].value))
+    np.testing.assert_allclose(calibrated["flux_err"].value, expected, rtol=1e-12)
+    assert calibrated.meta["flux_fractional_error"] == 0.2
+    with pytest.raises(ConfigError, match="flux_fractional_error"):
+        _run(dirty, header, flux_fractional_error=-0.1)
+
+
 def test_two_dimensional_image():
     from source_helpers import build_cube
 

@@ -159,3 +159,20 @@ def test_zarr_store_gives_the_same_catalogue(dirty_fits, tmp_path):
     assert len(from_store) == len(from_fits)
     np.testing.assert_allclose(from_store["flux"].value, from_fits["flux"].value, rtol=1e-6)
     np.testing.assert_allclose(from_store["ra"].value, from_fits["ra"].value, rtol=1e-12)
+
+
+def test_network_flux_error_comes_from_the_model_card():
+    """find_sources adds the model card's calibrated fractional flux error (0 without one)."""
+    import dataclasses
+
+    from deepfocus_radio.models import get_pretrained_info, load_model
+    from deepfocus_radio.sources.pipeline import _flux_fractional_error
+
+    model = load_model("alma")
+    model.card = dataclasses.replace(model.card, calibration={"flux_fractional_error": 0.17})
+    assert _flux_fractional_error(model) == 0.17
+    model.card = dataclasses.replace(model.card, calibration={})
+    assert _flux_fractional_error(model) == 0.0
+    assert _flux_fractional_error("not-a-shipped-model.safetensors") == 0.0
+    shipped = get_pretrained_info("alma").calibration.get("flux_fractional_error", 0.0)
+    assert _flux_fractional_error("alma") == shipped
