@@ -74,8 +74,8 @@ def test_tiling_overhead(benchmark, tile):
     runs, over its time (1 = reading, normalizing, scheduling and stitching cost nothing).
     The overhead ratio can exceed 1: tiles at the cube's edges need no halo there.
     """
-    from deepfocus_radio.inference import TileLayout, predict_tiled
-    from deepfocus_radio.inference.predict import network_grid, resolve_tiling
+    from deepfocus_radio.inference import predict_tiled
+    from deepfocus_radio.inference.predict import resolve_tiling
 
     torch.set_num_threads(THREADS)
     # no pooling in chan, so a halo of 4 there needs no rounding to the pooling grid (8)
@@ -85,8 +85,7 @@ def test_tiling_overhead(benchmark, tile):
     data = np.random.default_rng(0).normal(size=shape).astype(np.float32)
     run = dict(tile=tile, halo=halo, batch_size=batch, progress=False, num_workers=1)
     settings = resolve_tiling(shape, model, 3, tile=tile, halo=halo, batch_size=batch)
-    tiles = TileLayout(shape, settings.tile, settings.halo, settings.per_block, "crop",
-                       *network_grid(model, 3)).tile_count()
+    tiles = settings.layout(shape).tile_count()
     predict_tiled(data, model, **run)  # warm up (model cache, allocator)
     forward = _bare_forward(model, tile, batch, -(-tiles // batch))
     forward()

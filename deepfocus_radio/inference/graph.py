@@ -9,6 +9,7 @@ input's chunks.
 import numpy as np
 
 from deepfocus_radio.exceptions import InputDataError
+from deepfocus_radio.inference._memory import release_freed_memory
 from deepfocus_radio.inference.runner import run_tiles
 from deepfocus_radio.inference.tiling import edge_indices, merge_block
 
@@ -59,7 +60,7 @@ def channel_sigma(source, noise=None):
     nchan = source.shape[0]
     if noise is None:
         sigma = channel_noise(_SlabReader(source))
-        _release_freed_memory()  # the slabs read are freed: return them to the system
+        release_freed_memory()  # the slabs read are freed: return them to the system
     else:
         sigma = np.broadcast_to(np.asarray(noise, dtype=np.float64), (nchan,)).copy() \
             if np.ndim(noise) == 0 or np.size(noise) == nchan else None
@@ -111,7 +112,7 @@ def predict_block(spec, sigma, plan, batch_size, parts):
     block *= sigma[inner[0]][:, None, None].astype(np.float32)
     block[~finite[inner]] = np.nan
     del box, region, normalized, tiles, outputs
-    _release_freed_memory()
+    release_freed_memory()
     return block
 
 
@@ -119,63 +120,15 @@ def _slice_key(slices):
     return tuple((s.start, s.stop) for s in slices)
 
 
-def _release_freed_memory():
-    """Give freed heap memory back to the system once glibc holds a lot of it (glibc only).
-
-    Tiles, activations and regions are large, short-lived and allocated from several
-    threads: glibc keeps the freed blocks in its arenas, and a long run's resident memory
-    grows to several times its working set (measured: 260 MiB instead of 60 MiB on a
-    64 MiB cube). ``malloc_trim`` keeps memory flat, but the next block then faults its
-    pages in again (measured: 10-15% of the throughput when trimming after every block),
-    so it runs only when the arenas hold more than :data:`TRIM_ABOVE_BYTES` free.
-    """
-    libc = _LIBC[0]
-    if libc is None:
-        try:
-            import ctypes
-
-            libc = ctypes.CDLL("libc.so.6")
-            libc.mallinfo2.restype = _MallInfo2
-        except (OSError, AttributeError):
-            libc = False
-        _LIBC[0] = libc
-    if libc and libc.mallinfo2().fordblks > TRIM_ABOVE_BYTES:
-        libc.malloc_trim(0)
-
-
-#: Free heap bytes that glibc may keep between blocks before they are returned.
-TRIM_ABOVE_BYTES = 64 * 2**20
-_LIBC = [None]
-
-
-def _mallinfo2_type():
-    import ctypes
-
-    class MallInfo2(ctypes.Structure):
-        _fields_ = [(name, ctypes.c_size_t) for name in (
-            "arena", "ordblks", "smblks", "hblks", "hblkhd", "usmblks", "fsmblks", "uordblks",
-            "fordblks", "keepcost")]
-
-    return MallInfo2
-
-
-_MallInfo2 = _mallinfo2_type()
-
-
 def _region_index(plan):
     """Index of the block's region in its source bounding box: slices where the region lies
     inside the array (a view, no copy), integer arrays otherwise."""
     index = []
-    reflected = False
     for (lo, hi), n in zip(plan.region, plan.shape):
         positions = edge_indices(np.arange(lo, hi), n, plan.pad_mode)
         first = positions.min()
-        if lo >= 0 and hi <= n:
-            index.append(slice(lo - first, hi - first))
-        else:
-            reflected = True
-            index.append(positions - first)
-    if not reflected:
+        index.append(slice(lo - first, hi - first) if hi <= n else positions - first)
+    if all(isinstance(i, slice) for i in index):
         return tuple(index)
     arrays = [np.arange(i.start, i.stop) if isinstance(i, slice) else i for i in index]
     return np.ix_(*arrays)

@@ -11,6 +11,7 @@ key of the graph and is built once per process.
 
 import math
 import warnings
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -23,7 +24,7 @@ from deepfocus_radio.exceptions import (
 )
 from deepfocus_radio.inference.graph import build_prediction_graph, channel_sigma
 from deepfocus_radio.inference.runner import ModelSpec, model_geometry, resolve_device
-from deepfocus_radio.inference.tiling import BLEND_MODES, TileLayout
+from deepfocus_radio.inference.tiling import BLEND_MODES, TileLayout, round_up
 
 __all__ = ["predict_tiled", "DEFAULT_TILE", "DEFAULT_HALO", "DEFAULT_BATCH_SIZE", "TilingSettings",
            "resolve_tiling"]
@@ -41,16 +42,23 @@ DEFAULT_HALO = {3: (8, 24, 24), 2: (0, 16, 16)}
 DEFAULT_BATCH_SIZE = 4
 
 
+@dataclass(frozen=True)
 class TilingSettings:
-    """Checked tiling settings for one array: tile, halo, batch size, blend, tiles per block."""
+    """Checked tiling settings for one array, and the network's grid (see
+    :func:`network_grid`) that the tiles follow."""
 
-    def __init__(self, tile, halo, batch_size, blend, per_block):
-        self.tile, self.halo, self.batch_size = tile, halo, batch_size
-        self.blend, self.per_block = blend, per_block
+    tile: tuple
+    halo: tuple
+    batch_size: int
+    blend: str
+    per_block: tuple
+    multiple: tuple
+    pad_mode: str
 
-    def __repr__(self):
-        return (f"TilingSettings(tile={self.tile}, halo={self.halo}, batch_size={self.batch_size}, "
-                f"blend={self.blend!r}, per_block={self.per_block})")
+    def layout(self, shape):
+        """The :class:`~deepfocus_radio.inference.tiling.TileLayout` of an array."""
+        return TileLayout(shape, self.tile, self.halo, self.per_block, self.blend,
+                          self.multiple, self.pad_mode)
 
 
 def _triple(name, value, spatial_dims, *, minimum):
@@ -138,14 +146,15 @@ def resolve_tiling(shape, module, spatial_dims, *, tile=None, halo=None, batch_s
                 f"tile={tile} and halo={halo}: on axis {('chan', 'y', 'x')[axis]} the tile must "
                 f"be larger than twice the halo (tile {t} <= 2 x {h}); enlarge tile or reduce halo"
             )
-    tile = _fit_tile(tile, shape, network_grid(module, spatial_dims)[0], warn=explicit)
-    return TilingSettings(tile, halo, int(batch_size), blend, _per_block(shape, tile, halo,
-                                                                        int(batch_size)))
+    multiple, pad_mode = network_grid(module, spatial_dims)
+    tile = _fit_tile(tile, shape, multiple, warn=explicit)
+    return TilingSettings(tile, halo, int(batch_size), blend,
+                          _per_block(shape, tile, halo, int(batch_size)), multiple, pad_mode)
 
 
 def _fit_tile(tile, shape, multiple, *, warn):
-    rounded = [-(-t // m) * m for t, m in zip(tile, multiple)]
-    padded = [-(-n // m) * m for n, m in zip(shape, multiple)]
+    rounded = [round_up(t, m) for t, m in zip(tile, multiple)]
+    padded = [round_up(n, m) for n, m in zip(shape, multiple)]
     new = tuple(min(t, p) for t, p in zip(rounded, padded))
     if warn and any(t > p for t, p in zip(tile, padded)):
         warnings.warn(
@@ -262,9 +271,7 @@ def predict_tiled(array, model, *, tile=None, halo=None, batch_size=None, blend=
     data = data[None] if squeeze else data
     settings = resolve_tiling(data.shape, module, spatial_dims, tile=tile, halo=halo,
                               batch_size=batch_size, blend=blend)
-    multiple, pad_mode = network_grid(module, spatial_dims)
-    layout = TileLayout(data.shape, settings.tile, settings.halo, settings.per_block,
-                        settings.blend, multiple, pad_mode)
+    layout = settings.layout(data.shape)
     spec = ModelSpec(module, device=device, spatial_dims=spatial_dims,
                      threads=threads, amp=amp)
     # (from_array would copy a numpy array or memory map whole; LazyArray reads per chunk)

@@ -17,7 +17,8 @@ from astropy import units as u
 from astropy.io import fits
 
 from deepfocus_radio.exceptions import OutputExistsError
-from deepfocus_radio.inference.graph import _release_freed_memory, block_tasks
+from deepfocus_radio.inference._memory import release_freed_memory
+from deepfocus_radio.inference.graph import block_tasks
 
 __all__ = ["predict_to_store", "partial_path", "DONE_ARRAY", "WAVE_BLOCKS_PER_WORKER"]
 
@@ -91,7 +92,7 @@ def write_block(array_path, done_path, bounds, index, block):
     flags = zarr.open_array(done_path, mode="r+")
     flags[tuple(slice(i, i + 1) for i in index)] = 1
     del block, target
-    _release_freed_memory()  # the codec's buffers too
+    release_freed_memory()  # the codec's buffers too
     return 1
 
 

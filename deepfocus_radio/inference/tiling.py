@@ -34,11 +34,16 @@ from dataclasses import dataclass
 import numpy as np
 
 __all__ = ["BLEND_MODES", "PAD_MODES", "AxisTiles", "BlockPlan", "TileLayout", "axis_weights",
-           "edge_indices", "merge_block", "reflect_indices", "tile_grid"]
+           "edge_indices", "merge_block", "reflect_indices", "round_up", "tile_grid"]
 
 BLEND_MODES = ("crop", "linear")
 #: How positions past the array's end are filled (as ``torch.nn.functional.pad`` does).
 PAD_MODES = ("reflect", "replicate", "constant")
+
+
+def round_up(n, multiple):
+    """``n`` rounded up to a multiple of ``multiple`` (positive integers)."""
+    return -(-n // multiple) * multiple
 
 
 def reflect_indices(indices, size):
@@ -113,7 +118,7 @@ def tile_grid(tile, halo, multiple):
 
 def _offsets(tile, halo, stride, step):
     """Offsets (multiples of ``step``) of an inner tile's start before its owned range."""
-    lo, hi = -(-halo // step) * step, ((tile - stride - halo) // step) * step
+    lo, hi = round_up(halo, step), (tile - stride - halo) // step * step
     return range(lo, hi + 1, step)
 
 
@@ -137,7 +142,7 @@ class AxisTiles:
         tiles allowed by the halo, owning equal ranges, with the spare overlap split evenly
         so that every tile has at least ``halo`` voxels of context and usually more.
         """
-        padded = -(-size // multiple) * multiple
+        padded = round_up(size, multiple)
         if tile >= padded:
             return cls(size, tile, halo, (0,), ((0, size),), 1)
         last = padded - tile
@@ -147,8 +152,8 @@ class AxisTiles:
             return cls(size, tile, halo, (0, last), ((0, boundary), (boundary, size)),
                        max(1, int(per_block)))
         largest, step = tile_grid(tile, halo, multiple)
-        count = 1 + -(-span // largest)
-        stride = -(-(-(-span // (count - 1))) // step) * step  # ceil, rounded up to step
+        count = 1 + round_up(span, largest) // largest
+        stride = round_up(round_up(span, count - 1) // (count - 1), step)
         middle = (tile - stride) / 2
         offset = min(_offsets(tile, halo, stride, step), key=lambda o: (abs(o - middle), o))
         starts = [0] + [min(max(0, i * stride - offset), last) for i in range(1, count - 1)]
@@ -312,7 +317,7 @@ class TileLayout:
         self.multiple = tuple(int(m) for m in multiples)
         if pad_mode not in PAD_MODES:
             raise ValueError(f"pad_mode={pad_mode!r} is not one of {list(PAD_MODES)}")
-        padded = [-(-n // m) * m for n, m in zip(self.shape, self.multiple)]
+        padded = [round_up(n, m) for n, m in zip(self.shape, self.multiple)]
         if pad_mode == "reflect" and any(p - n >= n for p, n in zip(padded, self.shape)):
             pad_mode = "replicate"
         self.pad_mode = pad_mode
