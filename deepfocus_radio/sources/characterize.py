@@ -204,8 +204,7 @@ def characterize_sources(cube, detections, *, noise, wcs=None, beam=None, spectr
         raise ConfigError(f"flux_fractional_error={flux_fractional_error!r} must be a "
                           "non-negative fraction")
     meas = _Measurer(reader, detections, geometry, (noise, searched_noise), scale, dilate,
-                     noise_correlation_area or geometry.beam_area)
-    meas.flux_fraction = float(flux_fractional_error)
+                     noise_correlation_area or geometry.beam_area, float(flux_fractional_error))
     rows = [meas.measure(i) for i in _progress(range(len(detections)), progress)]
     meta = _catalog_meta(geometry, detections, provenance)
     meta["flux_fractional_error"] = float(flux_fractional_error)
@@ -269,11 +268,12 @@ def _catalog_meta(geometry, detections, provenance):
 class _Measurer:
     """Measure one detection at a time in a padded cutout."""
 
-    def __init__(self, reader, detections, geometry, noise, scale, dilate, corr_area):
+    def __init__(self, reader, detections, geometry, noise, scale, dilate, corr_area,
+                 flux_fraction):
         self.reader, self.detections, self.geo = reader, detections, geometry
         self.noise, self.searched_noise = noise
         self.scale, self.dilate, self.corr_area = scale, dilate, corr_area
-        self.flux_fraction = 0.0
+        self.flux_fraction = flux_fraction
         pad_xy = int(np.ceil(2 * geometry.beam_fwhm_pix)) + 2
         self.pad = (0 if reader.ndim == 2 else 6, pad_xy, pad_xy)
         boxes = [seg.slices for seg in detections.segments]

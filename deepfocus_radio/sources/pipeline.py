@@ -206,13 +206,16 @@ def _run_stages(data, wcs, beam, model, stack, *, threshold, pb, progress, infer
     dirty_reader = CubeReader(data)
     noise = channel_noise(_PlaneView(dirty_reader))
     searched_noise = None
-    flux_fraction = 0.0 if model is None else _flux_fractional_error(model)
+    if model is not None:  # loaded once: for the deconvolution and for its card
+        from deepfocus_radio.models import load_model
+
+        model = load_model(model)
+    flux_fraction = _flux_fractional_error(model)
     if deconvolved is not None:
         searched, provenance = deconvolved, _given_deconvolution(deconvolved, dirty_reader.shape)
         searched_noise = channel_noise(_PlaneView(CubeReader(searched)))
     elif model is None:
         searched, provenance = data, {"model": "none (dirty cube searched)"}
-        flux_fraction = 0.0
     elif dirty_reader.ndim == 2:
         raise ConfigError("a 2D image can only be searched with model=None (no deconvolution)")
     else:
@@ -242,14 +245,11 @@ def _run_stages(data, wcs, beam, model, stack, *, threshold, pb, progress, infer
     return table, unsubtracted
 
 
-def _flux_fractional_error(model):
-    """The network's calibrated fractional flux error, from its model card (0 without one)."""
-    from deepfocus_radio.models import get_pretrained_info, list_pretrained
-
-    card = getattr(model, "card", None)
-    if card is None and isinstance(model, str) and model in {c.name for c in list_pretrained()}:
-        card = get_pretrained_info(model)
-    return float((getattr(card, "calibration", None) or {}).get("flux_fractional_error", 0.0))
+def _flux_fractional_error(module):
+    """A network's calibrated fractional flux error, from its model card (0 without one,
+    and for no network)."""
+    calibration = getattr(getattr(module, "card", None), "calibration", None) or {}
+    return float(calibration.get("flux_fractional_error", 0.0))
 
 
 def _beam_pixels(beam, wcs):

@@ -1,5 +1,7 @@
 """find_sources end to end (FITS in, catalogue out), primary-beam correction, CLI."""
 
+import warnings
+
 import numpy as np
 import pytest
 import torch
@@ -7,7 +9,7 @@ from astropy import units as u
 from astropy.io import fits
 
 from deepfocus_radio.cli.main import main
-from deepfocus_radio.exceptions import ConfigError, InputDataError
+from deepfocus_radio.exceptions import ConfigError, InputDataError, OutOfTrainingRangeWarning
 from deepfocus_radio.sources import find_sources, read_catalog, write_catalog
 from deepfocus_radio.sources.catalog import catalog_from_rows
 
@@ -161,7 +163,7 @@ def test_zarr_store_gives_the_same_catalogue(dirty_fits, tmp_path):
     np.testing.assert_allclose(from_store["ra"].value, from_fits["ra"].value, rtol=1e-12)
 
 
-def test_network_flux_error_comes_from_the_model_card():
+def test_network_flux_error_comes_from_the_model_card(dirty_fits):
     """find_sources adds the model card's calibrated fractional flux error (0 without one)."""
     import dataclasses
 
@@ -169,10 +171,18 @@ def test_network_flux_error_comes_from_the_model_card():
     from deepfocus_radio.sources.pipeline import _flux_fractional_error
 
     model = load_model("alma")
+    shipped = get_pretrained_info("alma").calibration.get("flux_fractional_error", 0.0)
+    assert _flux_fractional_error(model) == shipped
     model.card = dataclasses.replace(model.card, calibration={"flux_fractional_error": 0.17})
     assert _flux_fractional_error(model) == 0.17
     model.card = dataclasses.replace(model.card, calibration={})
     assert _flux_fractional_error(model) == 0.0
-    assert _flux_fractional_error("not-a-shipped-model.safetensors") == 0.0
-    shipped = get_pretrained_info("alma").calibration.get("flux_fractional_error", 0.0)
-    assert _flux_fractional_error("alma") == shipped
+    assert _flux_fractional_error(None) == 0.0  # a dirty-cube search
+    path = dirty_fits[0]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", OutOfTrainingRangeWarning)
+        by_name = find_sources(path, model="alma", progress=False)
+    assert by_name.meta["flux_fractional_error"] == shipped
+    assert find_sources(path, model=None, progress=False).meta["flux_fractional_error"] == 0.0
+    with pytest.raises(ConfigError, match="unknown model"):
+        find_sources(path, model="not-a-shipped-model", progress=False)
