@@ -213,14 +213,30 @@ def _equal_agreement(ours, theirs):
     return figures
 
 
-_OUT_OF_CORE = textwrap.dedent("""
-    import json, os, sys, threading, time
+#: Prelude of the memory-measuring subprocesses: anonymous resident memory (RSS minus
+#: file-backed pages such as memory maps and libraries), sampled in a thread.
+_MEMORY_PROBE = textwrap.dedent("""
+    import json, sys, threading, time
     import psutil, torch
     process = psutil.Process()
-    def anonymous():  # resident memory minus file-backed pages (memory maps, libraries)
+    def anonymous():
         info = process.memory_info()
         return info.rss - info.shared
     after_torch = anonymous()
+    class Peak:
+        def __init__(self, interval):
+            self.value, self._done = 0, threading.Event()
+            def sample():
+                while not self._done.is_set():
+                    self.value = max(self.value, anonymous())
+                    time.sleep(interval)
+            threading.Thread(target=sample, daemon=True).start()
+        def stop(self):
+            self._done.set()
+            return self.value
+""")
+
+_OUT_OF_CORE = _MEMORY_PROBE + textwrap.dedent("""
     import numpy as np
     import deepfocus_radio
     from deepfocus_radio.inference import deconvolve
@@ -228,21 +244,15 @@ _OUT_OF_CORE = textwrap.dedent("""
     model = torch.nn.Sequential(torch.nn.Conv3d(1, 2, 3, padding=1), torch.nn.Tanh(),
                                 torch.nn.Conv3d(2, 1, 1)).eval()
     after_imports = anonymous()
-    peak = [0]
-    done = threading.Event()
-    def sample():
-        while not done.is_set():
-            peak[0] = max(peak[0], anonymous())
-            time.sleep(0.01)
-    threading.Thread(target=sample, daemon=True).start()
+    peak = Peak(0.01)
     start = time.perf_counter()
     deconvolve(sys.argv[1], model, tile=(16, 96, 96), halo=(1, 1, 1), batch_size=1,
                out=sys.argv[2], progress=False, num_workers=1, threads=2)
     seconds = time.perf_counter() - start
-    done.set()
+    highest = peak.stop()
     print(json.dumps({"seconds": seconds,
-                      "peak_above_imports_mib": (peak[0] - after_imports) / 2**20,
-                      "peak_above_torch_mib": (peak[0] - after_torch) / 2**20}))
+                      "peak_above_imports_mib": (highest - after_imports) / 2**20,
+                      "peak_above_torch_mib": (highest - after_torch) / 2**20}))
 """)
 
 
@@ -301,25 +311,11 @@ def test_out_of_core(benchmark, tmp_path):
     assert max(r["peak_above_imports_mib"] for r in results.values()) < budget_mib
 
 
-_CONVERT = textwrap.dedent("""
-    import json, sys, threading, time, warnings
-    import psutil
-    process = psutil.Process()
-    import torch
-    def anonymous():  # resident memory minus file-backed pages (memory maps, libraries)
-        info = process.memory_info()
-        return info.rss - info.shared
-    baseline = anonymous()
-    import os, shutil, tempfile
+_CONVERT = _MEMORY_PROBE + textwrap.dedent("""
+    import os, shutil, tempfile, warnings
     from spectral_cube import SpectralCube
     from deepfocus_radio.io import fits_to_zarr
-    peak = [0]
-    done = threading.Event()
-    def sample():
-        while not done.is_set():
-            peak[0] = max(peak[0], anonymous() - baseline)
-            time.sleep(0.02)
-    threading.Thread(target=sample, daemon=True).start()
+    peak = Peak(0.02)
     start = time.perf_counter()
     if sys.argv[1] == "ours":
         fits_to_zarr(sys.argv[2], sys.argv[3], chunks=(16, 256, 256), progress=False)
@@ -332,8 +328,8 @@ _CONVERT = textwrap.dedent("""
         cube = SpectralCube.read(sys.argv[2], use_dask=True)
         cube = cube.rechunk((16, 256, 256), save_to_tmp_dir=True)
     seconds = time.perf_counter() - start
-    done.set()
-    print(json.dumps({"seconds": seconds, "peak_above_torch_mib": peak[0] / 2**20}))
+    print(json.dumps({"seconds": seconds,
+                      "peak_above_torch_mib": (peak.stop() - after_torch) / 2**20}))
 """)
 
 
