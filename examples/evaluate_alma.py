@@ -235,19 +235,10 @@ def fit_flux_fraction(pairs, coverage=0.6827):
         noise.append(np.sqrt(max(err**2 - old**2, 0.0)))
         flux.append(abs(measured))
     delta, noise, flux = (np.asarray(a) for a in (delta, noise, flux))
-    good = np.isfinite(delta) & np.isfinite(noise) & np.isfinite(flux)
-    delta, noise, flux = delta[good], noise[good], flux[good]
-
-    def covered(fraction):
-        return np.mean(delta <= np.hypot(noise, fraction * flux))
-
-    low, high = 0.0, 2.0
-    if covered(low) >= coverage:
-        return 0.0, int(good.sum())
-    for _ in range(50):  # bisection: coverage grows with the fraction
-        middle = 0.5 * (low + high)
-        low, high = (low, middle) if covered(middle) >= coverage else (middle, high)
-    return high, int(good.sum())
+    good = np.isfinite(delta) & np.isfinite(noise) & np.isfinite(flux) & (flux > 0)
+    # each source is covered from f_i = sqrt(delta^2 - noise^2) / flux on: f is a quantile
+    needed = np.sqrt(np.clip(delta[good] ** 2 - noise[good] ** 2, 0, None)) / flux[good]
+    return float(np.quantile(needed, coverage, method="higher")), int(good.sum())
 
 
 def write_card(report, threshold, table, args):
