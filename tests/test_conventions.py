@@ -13,7 +13,7 @@ from deepfocus_radio.conventions import (
     pa_to_pixel_angle,
     pixel_angle_to_pa,
 )
-from deepfocus_radio.noise import channel_noise, robust_std
+from deepfocus_radio.noise import channel_noise, plane_noise, robust_std
 
 
 def _wcs(cdelt1):
@@ -76,3 +76,34 @@ def test_robust_noise(rng):
     noise = channel_noise(data)
     np.testing.assert_allclose(noise, [2.0, 6.0, 2.0], rtol=0.03)
     assert np.isnan(robust_std([np.nan]))
+
+
+@pytest.mark.parametrize("shape", [(4, 31, 17), (3, 16, 16), (2, 1, 1), (2, 1, 2)])
+@pytest.mark.parametrize("dtype", ["<f4", ">f4", "<f8", "<i2"])
+def test_plane_noise_equals_robust_std_of_each_plane(rng, shape, dtype):
+    """The vectorized MAD agrees with the plain one (odd and even counts, big-endian FITS
+    data, integers) and leaves its input untouched."""
+    data = (rng.normal(0, 3.0, size=shape) * (100 if dtype == "<i2" else 1)).astype(dtype)
+    before = data.copy()
+    expected = [robust_std(plane) for plane in data]
+    np.testing.assert_allclose(plane_noise(data), expected, rtol=1e-6)
+    np.testing.assert_array_equal(data, before)
+
+
+def test_plane_noise_with_blanks(rng):
+    data = rng.normal(size=(3, 20, 20)).astype(np.float32)
+    data[0, :3] = np.nan
+    data[2] = np.nan
+    result = plane_noise(data)
+    np.testing.assert_allclose(result[:2], [robust_std(data[0]), robust_std(data[1])], rtol=1e-6)
+    assert np.isnan(result[2])
+
+
+def test_channel_noise_reads_in_chunks(rng):
+    """Any grouping of channels per read gives the same noise; a wrong one is refused."""
+    data = rng.normal(0, 2.0, size=(7, 40, 40))
+    whole = channel_noise(data)
+    np.testing.assert_allclose(channel_noise(data, chunks=(2, 4, 1)), whole)
+    np.testing.assert_allclose(channel_noise(data, chunks=(1,) * 7), whole)
+    with pytest.raises(ValueError, match="do not sum to the 7 channels"):
+        channel_noise(data, chunks=(3, 3))

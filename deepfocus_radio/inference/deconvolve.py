@@ -181,7 +181,6 @@ def deconvolve(cube, model="alma", *, tile=None, halo=None, batch_size=None, ble
     import dask.array as da
 
     from deepfocus_radio.inference.graph import channel_sigma
-    from deepfocus_radio.io.fits import LazyArray
     from deepfocus_radio.inference.predict import _check_model, predict_tiled
     from deepfocus_radio.models import load_model
 
@@ -190,8 +189,7 @@ def deconvolve(cube, model="alma", *, tile=None, halo=None, batch_size=None, ble
     cube = _cube_in_jy_per_beam(_open_input(cube, spatial_dims))
     data = _cube_values(cube)
     lazy = isinstance(data, da.Array)
-    noise = channel_sigma(data if lazy else da.from_array(LazyArray(data), chunks=(1, -1, -1),
-                                                          asarray=True, name=False), noise)
+    noise = channel_sigma(data, noise)
     training_range_checks(cube, getattr(module, "card", None), noise)
     name, sha256 = model_identity(module)
     header = cube.header.copy()

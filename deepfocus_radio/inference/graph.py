@@ -16,31 +16,13 @@ from deepfocus_radio.inference.tiling import edge_indices, merge_block
 __all__ = ["channel_sigma", "build_prediction_graph", "predict_block", "block_tasks"]
 
 
-class _SlabReader:
-    """Array-like over a dask cube for ``channel_noise``: reads one chunk of channels at once."""
-
-    def __init__(self, cube):
-        self._cube = cube
-        self.shape = cube.shape
-        self._bounds = np.cumsum((0,) + cube.chunks[0])
-        self._cached = (None, None, None)
-
-    def __getitem__(self, key):
-        channel, rows, cols = key
-        block = int(np.searchsorted(self._bounds, channel, side="right") - 1)
-        if self._cached[:2] != (block, (rows, cols)):
-            lo, hi = self._bounds[block], self._bounds[block + 1]
-            self._cached = (block, (rows, cols), np.asarray(self._cube[lo:hi, rows, cols]))
-        return self._cached[2][channel - self._bounds[block]]
-
-
 def channel_sigma(source, noise=None):
     """Per-channel noise used to normalize network inputs (1 where undefined).
 
     Parameters
     ----------
-    source : dask.array.Array, shape (chan, y, x)
-        The input.
+    source : ndarray or dask.array.Array, shape (chan, y, x)
+        The input (a dask array is read one chunk of channels at a time).
     noise : float or array-like, optional
         Given noise (scalar or one value per channel); default
         ``deepfocus_radio.noise.channel_noise`` of the input.
@@ -59,7 +41,8 @@ def channel_sigma(source, noise=None):
 
     nchan = source.shape[0]
     if noise is None:
-        sigma = channel_noise(_SlabReader(source))
+        chunks = source.chunks[0] if isinstance(getattr(source, "chunks", None), tuple) else None
+        sigma = channel_noise(source, chunks=chunks)
         release_freed_memory()  # the slabs read are freed: return them to the system
     else:
         sigma = np.broadcast_to(np.asarray(noise, dtype=np.float64), (nchan,)).copy() \

@@ -277,7 +277,7 @@ def predict_tiled(array, model, *, tile=None, halo=None, batch_size=None, blend=
     # (from_array would copy a numpy array or memory map whole; LazyArray reads per chunk)
     source = data if is_dask else da.from_array(LazyArray(data), chunks=layout.chunks,
                                                 asarray=True, name=False)
-    sigma = channel_sigma(source, noise)
+    sigma = channel_sigma(data, noise)  # (numpy read directly: no dask pass)
     if out is not None:
         from deepfocus_radio.inference.store import predict_to_store
 

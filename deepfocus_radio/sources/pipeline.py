@@ -32,10 +32,9 @@ class _PlaneView:
         self.shape = reader.shape
 
     def __getitem__(self, key):
-        k, ys, xs = key
-        block = self.reader.read((slice(k, k + 1), slice(0, self.shape[1]),
-                                  slice(0, self.shape[2])))
-        return block[0, ys, xs]
+        channels, ys, xs = key
+        block = self.reader.read((channels, slice(0, self.shape[1]), slice(0, self.shape[2])))
+        return block[:, ys, xs]
 
 
 @contextlib.contextmanager
