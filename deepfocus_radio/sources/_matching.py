@@ -202,6 +202,38 @@ def _spectral_terms(found, truth, geometry):
     return (lambda i, j: np.abs(ff[j] - tf[i]) / channel_hz[i]), limits
 
 
+def blended_truth(truth, geometry):
+    """Flag true sources that a brighter true source hides (confused blends).
+
+    A true source is blended when a brighter one (higher ``snr``; the earlier row on a
+    tie) lies within its matching limits on the sky and in frequency (those of
+    :func:`greedy_match`): a single detection at the brighter one would match either, so
+    no catalogue can hold both without deblending below the resolution.
+
+    Returns
+    -------
+    ndarray of bool, shape (len(truth),)
+    """
+    n = len(truth)
+    if n < 2:
+        return np.zeros(n, dtype=bool)
+    xy = _spatial(truth, geometry)
+    limits = _spatial_limits(truth, geometry)
+    radius = limits if geometry.mode == "pixel" else 2 * np.sin(np.radians(limits / 3600) / 2)
+    offset, z_limits = (_spectral_terms(truth, truth, geometry) if geometry.spectral
+                        else (None, None))
+    snr = np.nan_to_num(np.asarray(_column(truth, "snr"), dtype=float), nan=-np.inf)
+    others = np.arange(n)
+    blended = np.zeros(n, dtype=bool)
+    for i in range(n):
+        brighter = (snr > snr[i]) | ((snr == snr[i]) & (others < i))
+        close = np.linalg.norm(xy - xy[i], axis=1) <= radius[i] * (1 + 1e-9)
+        if offset is not None:
+            close &= offset(i, others) <= z_limits[i]
+        blended[i] = np.any(brighter & close)
+    return blended
+
+
 def greedy_match(found, truth, geometry):
     """Match one-to-one, from the highest truth SNR down.
 

@@ -6,7 +6,8 @@ the sky and within ``max(2 channels, true line_fwhm)`` in frequency ("closest" i
 limits' units). Positions are compared in pixels and channels when both tables have
 ``x, y, z`` and the pixel scale is known, else on the sky (``ra, dec, freq``).
 
-Reported: completeness (by truth SNR bin), purity (by found SNR bin), F1, and for matched
+Reported: completeness (by truth SNR bin; also over the true sources that no brighter
+true source blends within these limits), purity (by found SNR bin), F1, and for matched
 sources the median, scatter (half the 16-84 percentile range) and fraction within
 ``tolerance`` of the relative errors of ``flux``, ``fwhm_major``, ``fwhm_minor`` and
 ``line_fwhm`` (true value > 0), the PA error modulo 180 deg for resolved sources (true
@@ -24,7 +25,12 @@ from astropy import units as u
 from astropy.table import QTable
 
 from deepfocus_radio.exceptions import ConfigError
-from deepfocus_radio.sources._matching import _column, greedy_match, resolve_geometry
+from deepfocus_radio.sources._matching import (
+    _column,
+    blended_truth,
+    greedy_match,
+    resolve_geometry,
+)
 
 __all__ = ["ScoreReport", "ParameterErrors", "score_catalog", "score_catalogs"]
 
@@ -75,11 +81,17 @@ class ScoreReport:
         Sources in each catalogue and matched pairs.
     completeness, purity, f1 : float
         ``n_matched / n_truth``, ``n_matched / n_found`` and their harmonic mean.
+    n_separable, completeness_separable : int, float
+        True sources that no brighter true source blends (see
+        :func:`~deepfocus_radio.sources._matching.blended_truth`: within its matching
+        limits on the sky and in frequency), and the fraction of them matched. Confused
+        blends cap ``completeness`` below 1 whatever the finder; this one is not capped.
     snr_bins : tuple of float
         Bin edges in SNR.
     bins : list of dict
-        Per bin: SNR range, counts, completeness (truth SNR), purity (found SNR) and the
-        parameter errors of the matched sources whose truth SNR is in the bin.
+        Per bin: SNR range, counts, completeness (truth SNR; also over separable sources),
+        purity (found SNR) and the parameter errors of the matched sources whose truth SNR
+        is in the bin.
     errors : dict of str -> ParameterErrors
         Overall parameter errors (keys ``flux``, ``fwhm_major``, ``fwhm_minor``,
         ``line_fwhm``, ``pa``, ``position``, ``flux_within_err``).
@@ -101,6 +113,8 @@ class ScoreReport:
     errors: dict
     matches: QTable = field(repr=False)
     mode: str = "pixel"
+    n_separable: int = 0
+    completeness_separable: float = float("nan")
 
     def to_dict(self):
         """Plain, JSON-serializable dictionary (NaN and infinity become None)."""
@@ -120,6 +134,8 @@ class ScoreReport:
         return clean({
             "n_truth": self.n_truth, "n_found": self.n_found, "n_matched": self.n_matched,
             "completeness": self.completeness, "purity": self.purity, "f1": self.f1,
+            "n_separable": self.n_separable,
+            "completeness_separable": self.completeness_separable,
             "snr_bins": list(self.snr_bins), "mode": self.mode, "errors": self.errors,
             "bins": self.bins,
         })
@@ -139,7 +155,8 @@ class ScoreReport:
         rows = self.bins + [self._overall_bin()]
         table = QTable()
         table["snr_bin"] = [b["label"] for b in rows]
-        for key in ("n_truth", "n_detected", "completeness", "n_found", "n_true", "purity"):
+        for key in ("n_truth", "n_detected", "completeness", "n_separable",
+                    "completeness_separable", "n_found", "n_true", "purity"):
             table[key] = [b[key] for b in rows]
         for name in list(RELATIVE_PARAMETERS) + ["pa", "position"]:
             table[f"{name}_median"] = [b["errors"][name].median for b in rows]
@@ -150,7 +167,8 @@ class ScoreReport:
 
     def _overall_bin(self):
         return {"label": "all", "n_truth": self.n_truth, "n_detected": self.n_matched,
-                "completeness": self.completeness, "n_found": self.n_found,
+                "completeness": self.completeness, "n_separable": self.n_separable,
+                "completeness_separable": self.completeness_separable, "n_found": self.n_found,
                 "n_true": self.n_matched, "purity": self.purity, "errors": self.errors}
 
     def plot(self, path):
@@ -186,7 +204,8 @@ class ScoreReport:
         lines = [f"matched {self.n_matched} of {self.n_truth} true sources with "
                  f"{self.n_found} found ({self.mode} coordinates)",
                  f"completeness {self.completeness:.3f}  purity {self.purity:.3f}  "
-                 f"F1 {self.f1:.3f}", "",
+                 f"F1 {self.f1:.3f}  completeness of separable sources "
+                 f"{_fmt(self.completeness_separable)} ({self.n_separable} not blended)", "",
                  f"{'SNR':>10} {'n_true':>6} {'compl.':>7} {'n_found':>7} {'purity':>7} "
                  f"{'flux<10%':>8} {'pa<10d':>7}"]
         for b in self.bins + [self._overall_bin()]:
@@ -307,7 +326,7 @@ def _match_one(found, truth, geometry_args, resolved_factor):
                 >= resolved_factor * (geometry.beam_arcsec or np.inf))
     return {"found": found, "truth": truth, "t_idx": t_idx, "f_idx": f_idx, "sep": sep,
             "dz": dz, "errors": _pair_errors(found, truth, t_idx, f_idx, sep, resolved),
-            "mode": geometry.mode}
+            "mode": geometry.mode, "blended": blended_truth(truth, geometry)}
 
 
 def _report(matched, edges, tolerances):
@@ -321,8 +340,11 @@ def _report(matched, edges, tolerances):
     t_idx = np.concatenate([m["t_idx"] + t_off[i] for i, m in enumerate(matched)]).astype(int)
     f_idx = np.concatenate([m["f_idx"] + f_off[i] for i, m in enumerate(matched)]).astype(int)
     overall = _summaries(errors, np.ones(len(t_idx), dtype=bool), **tolerances)
-    bins = _bins(t_snr, f_snr, edges, t_idx, f_idx, errors, tolerances)
+    separable = ~np.concatenate([m["blended"] for m in matched]).astype(bool)
+    bins = _bins(t_snr, f_snr, edges, t_idx, f_idx, errors, tolerances, separable)
     n_t, n_f, n_m = int(t_off[-1]), int(f_off[-1]), len(t_idx)
+    n_sep = int(separable.sum())
+    sep_detected = int(separable[t_idx].sum()) if len(t_idx) else 0
     completeness = n_m / n_t if n_t else float("nan")
     purity = n_m / n_f if n_f else float("nan")
     f1 = (2 * completeness * purity / (completeness + purity)
@@ -334,7 +356,8 @@ def _report(matched, edges, tolerances):
     if len(matched) > 1:
         columns["pair"] = np.concatenate([np.full(len(m["t_idx"]), i) for i, m in enumerate(matched)])
     return ScoreReport(n_t, n_f, n_m, completeness, purity, f1, tuple(edges.tolist()), bins,
-                       overall, QTable(columns), matched[0]["mode"])
+                       overall, QTable(columns), matched[0]["mode"], n_sep,
+                       sep_detected / n_sep if n_sep else float("nan"))
 
 
 def _pair_errors(found, truth, t_idx, f_idx, sep, resolved):
@@ -375,7 +398,7 @@ def _summaries(errors, select, *, tolerance, pa_tolerance, position_tolerance):
     return out
 
 
-def _bins(t_snr, f_snr, edges, t_idx, f_idx, errors, tolerances):
+def _bins(t_snr, f_snr, edges, t_idx, f_idx, errors, tolerances, separable):
     bins = []
     for lo, hi in zip(edges[:-1], edges[1:]):
         in_t = (t_snr >= lo) & (t_snr < hi)
@@ -384,11 +407,16 @@ def _bins(t_snr, f_snr, edges, t_idx, f_idx, errors, tolerances):
         n_detected = int(in_t[t_idx].sum()) if len(t_idx) else 0
         n_true = int(in_f[f_idx].sum()) if len(f_idx) else 0
         select = in_t[t_idx] if len(t_idx) else np.zeros(0, dtype=bool)
+        in_sep = in_t & separable
+        n_sep = int(in_sep.sum())
+        sep_detected = int(in_sep[t_idx].sum()) if len(t_idx) else 0
         bins.append({
             "label": f"{lo:g}-{hi:g}" if np.isfinite(hi) else f">={lo:g}",
             "snr_min": float(lo), "snr_max": float(hi),
             "n_truth": n_truth, "n_detected": n_detected,
             "completeness": n_detected / n_truth if n_truth else float("nan"),
+            "n_separable": n_sep, "n_detected_separable": sep_detected,
+            "completeness_separable": sep_detected / n_sep if n_sep else float("nan"),
             "n_found": n_found, "n_true": n_true,
             "purity": n_true / n_found if n_found else float("nan"),
             "errors": _summaries(errors, select, **tolerances),

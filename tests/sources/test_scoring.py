@@ -89,6 +89,31 @@ def test_matching_is_one_to_one_and_greedy_from_the_highest_truth_snr():
     assert pairs == {0: 1, 1: 0}  # truth 1 takes the closest, truth 2 the other
 
 
+def test_confused_blends_are_reported_apart():
+    """Truth 2 placed inside truth 1's limits (0.4 beam, same channel) is blended: one
+    detection finds one of them, so completeness is 3/4 but 3/3 over separable sources.
+    Moved 10 channels away in frequency it is separable again."""
+    truth = _truth()
+    truth["x"][1], truth["y"][1], truth["z"][1] = 12 * u.pix, 10 * u.pix, 5 * u.pix
+    found = _found([dict(id=1, x=11, y=10, z=5, snr=19.0), dict(id=2, x=70, y=20, z=30,
+                                                                snr=4.0),
+                    dict(id=3, x=20, y=70, z=10, snr=2.5)])
+    report = score_catalog(found, truth)
+    assert (report.n_matched, report.n_separable) == (3, 3)
+    assert report.completeness == pytest.approx(0.75)
+    assert report.completeness_separable == pytest.approx(1.0)
+    by_label = {b["label"]: b for b in report.bins}
+    assert by_label["5-10"]["n_separable"] == 0  # truth 2 (SNR 7) is the blended one
+    assert np.isnan(by_label["5-10"]["completeness_separable"])
+    assert by_label[">=10"]["completeness_separable"] == 1.0
+    table = report.to_table()
+    assert list(table["n_separable"]) == [1, 1, 0, 1, 3]  # SNR 0-3, 3-5, 5-10, >=10, all
+    assert report.to_dict()["completeness_separable"] == pytest.approx(1.0)
+    truth["z"][1] = 15 * u.pix
+    apart = score_catalog(found, truth)
+    assert apart.n_separable == 4 and apart.completeness_separable == pytest.approx(0.75)
+
+
 def test_separation_and_frequency_limits():
     truth = _truth()
     # 6 pixels > 1 beam (5 px) for the point source; 9 px < 1.0 arcsec major axis of truth 1
