@@ -8,6 +8,8 @@ Methods, each run with the same detector and characterizer (deepfocus_radio.sour
   dirty          no deconvolution: the dirty cube is searched;
   clean          image-domain Hogbom CLEAN (CASA's ``deconvolve`` with --casa) with the
                  simulator's PSF, restored with the common beam;
+  true-clean     the simulator's noiseless sky convolved with the clean beam: the ceiling
+                 of the detector and characterizer (what a perfect deconvolver would give);
 and photutils segmentation of the moment-0 map (a classical baseline users know).
 Detection thresholds and SNR always refer to the dirty cube's noise. Each method is scored
 at several thresholds; the table compares them at equal purity (the lowest threshold whose
@@ -75,6 +77,7 @@ def run_cube(index, args):
     searched = {"deepfocus": deconvolve(dirty, args.model, progress=False)}
     times["deepfocus"] = time.perf_counter() - start
     searched["dirty"] = None
+    searched["true-clean"] = sim.to_spectral_cube("clean")
     if args.clean:
         start = time.perf_counter()
         searched["clean"] = clean_baseline(sim, dirty, casa=args.casa)
@@ -116,20 +119,33 @@ def bin_value(report, label, key):
     return float("nan")
 
 
+def completeness_above(report, snr, *, separable=False):
+    """Completeness of the true sources with SNR >= ``snr`` (a bin edge), over all of them
+    or over those that no brighter true source blends (``separable``)."""
+    bins = [b for b in report.bins if b["snr_min"] >= snr]
+    found = sum(b["n_detected_separable" if separable else "n_detected"] for b in bins)
+    total = sum(b["n_separable" if separable else "n_truth"] for b in bins)
+    return found / total if total else float("nan")
+
+
 def markdown(results, chosen, times, args):
     lines = [f"Held-out simulated ALMA test set: {args.n_cubes} cubes of {args.size}x{args.size}"
              f"x{args.channels}, seeds from {TEST_SEED}; each method at the lowest threshold "
              f"(dirty-cube sigma) with purity >= {args.purity}.", "",
-             "| method | threshold | completeness SNR 3-5 | SNR 5-10 | SNR >= 10 | purity | F1 "
+             "Completeness SNR >= 5 is given over all true sources / over the separable ones "
+             "(not blended by a brighter true source within the matching limits).", "",
+             "| method | threshold | completeness SNR 3-5 | SNR 5-10 | SNR >= 10 "
+             "| SNR >= 5 all / separable | purity | F1 "
              "| flux within 10% (SNR>=10) | PA within 10 deg | median size err | median line err "
              "| position err (beam) | s per cube |",
-             "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+             "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for method, threshold in chosen.items():
         r = results[method][threshold]
         high = next(b for b in r.bins if b["label"] == ">=10")
         lines.append(
             f"| {method} | {threshold} | {bin_value(r, '3-5', 'completeness'):.2f} "
             f"| {bin_value(r, '5-10', 'completeness'):.2f} | {bin_value(r, '>=10', 'completeness'):.2f} "
+            f"| {completeness_above(r, 5):.2f} / {completeness_above(r, 5, separable=True):.2f} "
             f"| {r.purity:.2f} | {r.f1:.2f} | {high['errors']['flux'].fraction_within:.2f} "
             f"| {r.errors['pa'].fraction_within:.2f} "
             f"| {r.errors['fwhm_major'].median:+.3f} "
@@ -257,6 +273,8 @@ def write_card(report, threshold, table, args):
               "completeness_snr_3_5": bin_value(report, "3-5", "completeness"),
               "completeness_snr_5_10": bin_value(report, "5-10", "completeness"),
               "completeness_snr_ge_10": bin_value(report, ">=10", "completeness"),
+              "completeness_snr_ge_5": completeness_above(report, 5),
+              "completeness_snr_ge_5_separable": completeness_above(report, 5, separable=True),
               "flux_within_10pct_snr_ge_10": high["errors"]["flux"].fraction_within,
               "flux_median_relative_error": report.errors["flux"].median,
               "pa_within_10deg_resolved": report.errors["pa"].fraction_within,

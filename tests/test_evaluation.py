@@ -20,7 +20,7 @@ def test_evaluation_script_scores_all_methods(tmp_path):
     evaluate_alma = _load_example()
     results, chosen = evaluate_alma.main(["--n-cubes", "2", "--size", "64", "--channels", "24",
                                           "--out", str(tmp_path)])
-    assert set(results) == {"deepfocus", "dirty", "clean", "moment0"}
+    assert set(results) == {"deepfocus", "dirty", "true-clean", "clean", "moment0"}
     saved = json.loads((tmp_path / "results.json").read_text())
     assert set(saved["chosen_thresholds"]) == set(results)
     ours = results["deepfocus"][chosen["deepfocus"]]
@@ -29,3 +29,6 @@ def test_evaluation_script_scores_all_methods(tmp_path):
     assert ours.n_matched >= 0.5 * sum(b["n_truth"] for b in ours.bins if b["snr_min"] >= 10)
     assert np.isfinite(saved["seconds_per_cube"]["deepfocus"])
     assert "| deepfocus |" in (tmp_path / "results.md").read_text()
+    # the noiseless clean cube is the ceiling: nothing false is found in it
+    ceiling = results["true-clean"][chosen["true-clean"]]
+    assert ceiling.purity == 1.0 and ceiling.n_matched >= ours.n_matched - 1
