@@ -27,8 +27,9 @@ def release_freed_memory():
     is given back:
 
     - the floor is the anonymous resident memory right after the last trim (live data);
-    - one block's working set is learned at the end of each block that follows a trim
-      (the largest seen is kept, so larger blocks of a later run are learned too);
+    - one block's working set is learned at the end of each block that follows a trim (the
+      latest, not the largest: a high-water mark would ratchet up on a long run, trimming
+      ever less, so memory and time per voxel would drift with the cube's size);
     - the heap is trimmed when resident memory exceeds floor + working set +
       :data:`TRIM_ABOVE_BYTES` and glibc holds at least that much free.
 
@@ -43,7 +44,7 @@ def release_freed_memory():
     if state["floor"] is None or resident < state["floor"]:
         state["floor"] = resident
     if state["learn"]:
-        state["working_set"] = max(state["working_set"], resident - state["floor"])
+        state["working_set"] = resident - state["floor"]
         state["learn"] = False
         return
     if (resident > state["floor"] + state["working_set"] + TRIM_ABOVE_BYTES
