@@ -188,6 +188,8 @@ class ScoreReport:
         positions = np.arange(len(labels))
         fig, ax = plt.subplots(figsize=(6, 4))
         ax.plot(positions, [b["completeness"] for b in self.bins], "o-", label="completeness")
+        ax.plot(positions, [b["completeness_separable"] for b in self.bins], "^:",
+                label="completeness, separable sources")
         ax.plot(positions, [b["purity"] for b in self.bins], "s--", label="purity")
         ax.set_xticks(positions, labels)
         ax.set_xlabel("SNR (truth for completeness, found for purity)")
