@@ -176,6 +176,13 @@ def _spatial_limits(truth, geometry):
     return np.fmax(np.nan_to_num(size, nan=0.0), geometry.beam)
 
 
+def _search_radii(truth, geometry):
+    """Per-truth matching radius in the units of :func:`_spatial` (pixels, or chord length
+    on the unit sphere)."""
+    limits = _spatial_limits(truth, geometry)
+    return limits if geometry.mode == "pixel" else 2 * np.sin(np.radians(limits / 3600) / 2)
+
+
 def _spectral_terms(found, truth, geometry):
     """Spectral offsets (channels) of all pairs, as a function, and limits per truth."""
     line = _column(truth, "line_fwhm", u.km / u.s)
@@ -218,19 +225,18 @@ def blended_truth(truth, geometry):
     if n < 2:
         return np.zeros(n, dtype=bool)
     xy = _spatial(truth, geometry)
-    limits = _spatial_limits(truth, geometry)
-    radius = limits if geometry.mode == "pixel" else 2 * np.sin(np.radians(limits / 3600) / 2)
     offset, z_limits = (_spectral_terms(truth, truth, geometry) if geometry.spectral
                         else (None, None))
     snr = np.nan_to_num(np.asarray(_column(truth, "snr"), dtype=float), nan=-np.inf)
-    others = np.arange(n)
+    # a tree, as in greedy_match: truth catalogues of survey cubes hold 1e5 sources
+    near = cKDTree(xy).query_ball_point(xy, _search_radii(truth, geometry) * (1 + 1e-9))
     blended = np.zeros(n, dtype=bool)
-    for i in range(n):
-        brighter = (snr > snr[i]) | ((snr == snr[i]) & (others < i))
-        close = np.linalg.norm(xy - xy[i], axis=1) <= radius[i] * (1 + 1e-9)
+    for i, others in enumerate(near):
+        others = np.array(others, dtype=int)
+        close = (snr[others] > snr[i]) | ((snr[others] == snr[i]) & (others < i))
         if offset is not None:
             close &= offset(i, others) <= z_limits[i]
-        blended[i] = np.any(brighter & close)
+        blended[i] = np.any(close)
     return blended
 
 
@@ -254,8 +260,7 @@ def greedy_match(found, truth, geometry):
     if len(truth) == 0 or len(found) == 0:
         return tuple(np.array(p) for p in pairs)
     t_xy, f_xy = _spatial(truth, geometry), _spatial(found, geometry)
-    limits = _spatial_limits(truth, geometry)
-    radius = limits if geometry.mode == "pixel" else 2 * np.sin(np.radians(limits / 3600) / 2)
+    radius = _search_radii(truth, geometry)
     offset, z_limits = (_spectral_terms(found, truth, geometry) if geometry.spectral
                         else (None, None))
     tree = cKDTree(f_xy)
