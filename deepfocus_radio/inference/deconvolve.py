@@ -178,8 +178,6 @@ def deconvolve(cube, model="alma", *, tile=None, halo=None, batch_size=None, ble
         If the model card's training ranges (beam FWHM in pixels, channel width, noise)
         do not cover the input.
     """
-    import dask.array as da
-
     from deepfocus_radio.inference.graph import channel_sigma
     from deepfocus_radio.inference.predict import _check_model, predict_tiled
     from deepfocus_radio.models import load_model
@@ -188,7 +186,6 @@ def deconvolve(cube, model="alma", *, tile=None, halo=None, batch_size=None, ble
     spatial_dims = _check_model(module, 3)
     cube = _cube_in_jy_per_beam(_open_input(cube, spatial_dims))
     data = _cube_values(cube)
-    lazy = isinstance(data, da.Array)
     noise = channel_sigma(data, noise)
     training_range_checks(cube, getattr(module, "card", None), noise)
     name, sha256 = model_identity(module)

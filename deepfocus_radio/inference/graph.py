@@ -41,7 +41,9 @@ def channel_sigma(source, noise=None):
 
     nchan = source.shape[0]
     if noise is None:
-        chunks = source.chunks[0] if isinstance(getattr(source, "chunks", None), tuple) else None
+        import dask.array as da
+
+        chunks = source.chunks[0] if isinstance(source, da.Array) else None
         sigma = channel_noise(source, chunks=chunks)
         release_freed_memory()  # the slabs read are freed: return them to the system
     else:
