@@ -287,8 +287,10 @@ def write_card(report, threshold, table, args):
     from deepfocus_radio.models import load_model
 
     meta = getattr(load_model(args.model), "metadata", {}) or {}
+    best = meta.get("best_val_loss")
     training = (f"{meta.get('training_seconds', '?')} s of training over "
-                f"{meta.get('epochs', '?')} epochs; best validation L1 {meta.get('best_val_loss', '?')}.")
+                f"{meta.get('epochs', '?')} epochs; best validation L1 "
+                f"{'?' if best is None else format(float(best), '.4g')}.")
     template = (Path(__file__).with_name("model_card_template.md")).read_text()
     (folder / f"{card.name}.md").write_text(template.format(
         name=card.name, sha256=card.sha256, training=training,
