@@ -9,6 +9,7 @@ EXAMPLE = """examples:
   deepfocus find-sources dirty.fits --out cat.xml --model my_model.safetensors --threshold 5
   deepfocus find-sources dirty.fits --out cat.reg --format ds9 --model none   # no network
   deepfocus find-sources big.zarr --out cat.ecsv --pb dirty.pb --device cuda
+  deepfocus find-sources dirty.image --out cat.ecsv --psf dirty.psf   # refit on the dirty cube
 
 Thresholds and SNRs are in units of the dirty cube's noise (robust, per channel). Formats:
 ecsv (default), votable, csv, ds9, crtf, sdc2 (from the suffix unless --format is given).
@@ -27,6 +28,10 @@ def add_arguments(parser):
     parser.add_argument("--format", default=None,
                         help="ecsv, votable, csv, ds9, crtf or sdc2 (default: from --out)")
     parser.add_argument("--pb", default=None, help="primary-beam cube for corrected fluxes")
+    parser.add_argument("--psf", default=None,
+                        help="the cube's PSF (CASA .psf or FITS, peak 1): refit fluxes, "
+                             "positions, sizes and PAs on the dirty cube with PSF-convolved "
+                             "models (more accurate; recommended when you have it)")
     parser.add_argument("--device", default=None, help="torch device (default: cuda if present)")
     parser.add_argument("--tile", type=int, nargs=3, metavar=("CHAN", "Y", "X"), default=None,
                         help="inference tile size")
@@ -43,6 +48,7 @@ def run(args):
     check_output(args.out, overwrite=args.overwrite)
     model = None if str(args.model).lower() == "none" else args.model
     table = find_sources(args.input, model=model, threshold=args.threshold, pb=args.pb,
+                         psf=args.psf,
                          device=args.device, tile=args.tile, progress=not args.quiet)
     path = write_catalog(table, args.out, format=args.format, overwrite=args.overwrite)
     if not args.quiet:

@@ -1,0 +1,149 @@
+"""PSF refinement: fits of PSF-convolved source models to the dirty cube."""
+
+import numpy as np
+import pytest
+from astropy import units as u
+from astropy.io import fits
+from scipy import signal
+
+from deepfocus_radio.cli.main import main
+from deepfocus_radio.exceptions import ConfigError, InputDataError
+from deepfocus_radio.noise import channel_noise
+from deepfocus_radio.simulation import AlmaConfig, simulate_alma_cube
+from deepfocus_radio.sources import find_sources, read_catalog
+from deepfocus_radio.sources.characterize import SkyGeometry
+from deepfocus_radio.sources.psf_fit import PsfReader, refine_with_psf
+
+FLUX = u.Jy * u.km / u.s
+
+
+@pytest.fixture(scope="module")
+def sim():
+    config = AlmaConfig(image_shape=(64, 64), n_channels_range=(24, 24),
+                        beam_fwhm_pixels_range=(4.0, 5.0), n_sources_range=(3, 3),
+                        snr_range=(20.0, 40.0), source_fwhm_range=(0.8, 1.5),
+                        axis_ratio_range=(0.4, 0.6), line_fwhm_range=(3.0, 6.0),
+                        continuum_fraction=0.0, blend_fraction=0.0)
+    return simulate_alma_cube(config, seed=5)
+
+
+def noiseless_dirty(sim):
+    """The sky convolved with each channel's PSF (scipy, independently of the simulator).
+    The PSF's peak is at (ny // 2, nx // 2) of an even-sized plane: dropping its first row
+    and column centres it in an odd-sized kernel, as ``mode='same'`` expects."""
+    return np.stack([signal.fftconvolve(sky, psf[1:, 1:], mode="same")
+                     for sky, psf in zip(sim.sky.astype(float), sim.psf.astype(float))])
+
+
+def geometry(sim):
+    return SkyGeometry(sim.wcs, sim.beam, sim.dirty.shape[0])
+
+
+def perturbed(truth):
+    """The truth with the errors a deconvolver makes: flux +30%, axes +20%, centre +0.6 px."""
+    table = truth.copy()
+    table["flux"] *= 1.3
+    table["fwhm_major"] *= 1.2
+    table["fwhm_minor"] *= 1.2
+    table["x"] += 0.6 * u.pix
+    return table
+
+
+def test_noiseless_fit_recovers_the_truth(sim):
+    truth = sim.truth_catalog()
+    noise = np.full(sim.dirty.shape[0], float(np.median(sim.noise_rms)))
+    refined = refine_with_psf(perturbed(truth), noiseless_dirty(sim), sim.psf, noise=noise,
+                              geometry=geometry(sim), shape_prior=0.0, progress=False)
+    assert refined.meta["psf_refined"] == len(truth)
+    # 2%: a neighbour's sidelobes beyond half the PSF plane (+-32 px) cannot be modelled
+    np.testing.assert_allclose(refined["flux"].to_value(FLUX), truth["flux"].to_value(FLUX),
+                               rtol=0.02)
+    np.testing.assert_allclose(refined["fwhm_major"].value, truth["fwhm_major"].value, rtol=0.02)
+    np.testing.assert_allclose(refined["x"].value, truth["x"].value, atol=0.05)
+    pa_error = np.mod(refined["pa"].value - truth["pa"].value + 90, 180) - 90
+    assert np.all(np.abs(pa_error) < 1.0)
+    # the fit's uncertainties are finite and positive
+    assert np.all(refined["flux_err"].value > 0) and np.all(np.isfinite(refined["pa_err"].value))
+
+
+def test_continuum_under_the_line_is_removed(sim):
+    truth = sim.truth_catalog()
+    dirty = noiseless_dirty(sim)
+    # a flat-spectrum continuum source under the narrowest line (the others leave too few
+    # line-free channels in 24 to measure it), convolved with the PSF
+    index = int(np.argmin(truth["line_fwhm"]))
+    row = truth[index]
+    sky = np.zeros(sim.sky.shape[1:])  # 3 sigma per channel (a 1 Jy point: 1 Jy/beam)
+    sky[int(round(row["y"].value)), int(round(row["x"].value))] = 3 * np.median(sim.noise_rms)
+    dirty = dirty + np.stack([signal.fftconvolve(sky, p[1:, 1:], mode="same")
+                              for p in sim.psf.astype(float)])
+    noise = np.full(dirty.shape[0], float(np.median(sim.noise_rms)))
+    refined = refine_with_psf(truth, dirty, sim.psf, noise=noise, geometry=geometry(sim),
+                              progress=False)
+    assert refined["flux"][index].to_value(FLUX) == pytest.approx(row["flux"].to_value(FLUX),
+                                                                  rel=0.03)
+
+
+def test_noisy_fit_is_closer_than_a_wrong_catalogue(sim):
+    truth = sim.truth_catalog()
+    start = perturbed(truth)
+    refined = refine_with_psf(start, sim.dirty, sim.psf, noise=channel_noise(sim.dirty),
+                              geometry=geometry(sim), progress=False)
+    before = np.abs(start["flux"] / truth["flux"] - 1)
+    after = np.abs(refined["flux"] / truth["flux"] - 1)
+    assert np.all(after < 0.15) and np.all(after < before)
+
+
+def test_psf_checks(sim):
+    with pytest.raises(InputDataError, match="channels"):
+        PsfReader(sim.psf[:5], sim.dirty.shape[0])
+    with pytest.raises(InputDataError, match="peak is 2"):
+        PsfReader(2 * sim.psf, sim.dirty.shape[0])
+    single = PsfReader(sim.psf[0], sim.dirty.shape[0])  # one plane serves every channel
+    kernel = single.weighted(np.array([0.5, 0.5]), 3, 4)
+    assert kernel.shape == (9, 9) and kernel[4, 4] == pytest.approx(1.0)
+
+
+def test_find_sources_with_psf_files_and_cli(sim, tmp_path, capsys):
+    paths = sim.write(tmp_path, 0)
+    plain = find_sources(paths["dirty"], model=None, progress=False)
+    refined = find_sources(paths["dirty"], model=None, psf=paths["psf"], progress=False)
+    assert refined.meta["psf_refined"] > 0 and len(refined) == len(plain)
+    truth = sim.truth_catalog()
+
+    def errors(table):
+        near = [np.argmin(np.hypot(table["x"].value - t["x"].value, table["y"].value - t["y"].value))
+                for t in truth]
+        return np.abs(table["flux"][near] / truth["flux"] - 1)
+    assert np.median(errors(refined)) < np.median(errors(plain))
+    out = tmp_path / "cat.ecsv"
+    assert main(["find-sources", str(paths["dirty"]), "--out", str(out), "--model", "none",
+                 "--psf", str(paths["psf"]), "--quiet"]) == 0
+    assert read_catalog(out).meta["psf_refined"] == refined.meta["psf_refined"]
+    with pytest.raises(InputDataError, match="channels"):
+        find_sources(paths["dirty"], model=None, psf=sim.psf[:3], progress=False)
+    with pytest.raises(FileNotFoundError, match="PSF"):
+        find_sources(paths["dirty"], model=None, psf=tmp_path / "missing.fits", progress=False)
+
+
+def test_psf_with_a_2d_image_is_refused(tmp_path, sim):
+    header = sim.wcs.celestial.to_header()
+    header["BUNIT"] = "Jy/beam"
+    header.update(sim.beam.to_header_keywords())
+    path = tmp_path / "image.fits"
+    fits.PrimaryHDU(sim.dirty[5], header=header).writeto(path)
+    with pytest.raises(ConfigError, match="psf"):
+        find_sources(path, model=None, psf=sim.psf[0], progress=False)
+
+
+def test_units_of_the_dirty_cube_are_honoured(sim):
+    truth = sim.truth_catalog()
+    noise = channel_noise(sim.dirty)
+    in_jy = refine_with_psf(truth, sim.dirty * u.Jy / u.beam, sim.psf, noise=noise,
+                            geometry=geometry(sim), progress=False)
+    in_mjy = refine_with_psf(truth, sim.dirty * 1e3 * u.mJy / u.beam, sim.psf, noise=noise * 1e3,
+                             geometry=geometry(sim), progress=False)
+    np.testing.assert_allclose(in_mjy["flux"].value, in_jy["flux"].value, rtol=1e-4)
+    with pytest.raises(InputDataError, match="Jy/beam"):
+        refine_with_psf(truth, sim.dirty * u.K, sim.psf, noise=noise, geometry=geometry(sim),
+                        progress=False)
