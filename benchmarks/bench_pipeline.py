@@ -20,17 +20,26 @@ CONFIG = AlmaConfig(image_shape=(256, 256), n_channels_range=(128, 128), n_sourc
 
 
 @pytest.fixture(scope="module")
-def dirty():
-    return simulate_alma_cube(CONFIG, seed=1).to_spectral_cube("dirty")
+def sim():
+    return simulate_alma_cube(CONFIG, seed=1)
 
 
-def _pipeline(cube):
+def _pipeline(cube, psf=None):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", NoSourcesFoundWarning)
-        return find_sources(cube, "alma", progress=False)
+        return find_sources(cube, "alma", psf=psf, progress=False)
 
 
-def test_find_sources_256x256x128(benchmark, dirty):
+def test_find_sources_256x256x128(benchmark, sim):
+    dirty = sim.to_spectral_cube("dirty")
     table = benchmark.pedantic(_pipeline, args=(dirty,), rounds=2, iterations=1)
     benchmark.extra_info["sources"] = len(table)
     benchmark.extra_info["voxels"] = int(dirty.size)
+
+
+def test_find_sources_with_psf_256x256x128(benchmark, sim):
+    """The same, with the PSF refinement (find_sources(psf=...))."""
+    dirty = sim.to_spectral_cube("dirty")
+    table = benchmark.pedantic(_pipeline, args=(dirty, sim.psf), rounds=2, iterations=1)
+    benchmark.extra_info["sources"] = len(table)
+    benchmark.extra_info["refined"] = table.meta["psf_refined"]

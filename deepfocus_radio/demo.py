@@ -60,7 +60,8 @@ def demo_config(*, image_size=128, n_channels=64):
 
 def run_demo(output_dir="demo_output", *, model="alma", seed=7, image_size=128, n_channels=64,
              progress=True):
-    """Run the whole pipeline on one simulated cube and write the results.
+    """Run the whole pipeline on one simulated cube (with its PSF: find_sources(psf=...))
+    and write the results.
 
     Parameters
     ----------
@@ -88,7 +89,9 @@ def run_demo(output_dir="demo_output", *, model="alma", seed=7, image_size=128, 
     sim = simulate_alma_cube(demo_config(image_size=image_size, n_channels=n_channels), seed=seed)
     dirty = sim.to_spectral_cube("dirty")
     start = time.perf_counter()
-    catalog, deconvolved = find_sources(dirty, model, progress=progress, return_deconvolved=True)
+    # the simulator's PSF (a real observation's .psf) refines fluxes and shapes on the dirty cube
+    catalog, deconvolved = find_sources(dirty, model, psf=sim.psf, progress=progress,
+                                        return_deconvolved=True)
     seconds = time.perf_counter() - start
     truth = sim.truth_catalog()
     report = score_catalog(catalog, truth, beam=sim.beam, pixel_scale=sim.pixel_scale,
