@@ -47,12 +47,16 @@ FWHM_PER_SIGMA = 2.0 * np.sqrt(2.0 * np.log(2.0))
 WINDOW = 1.2
 #: Channels beyond this many line FWHM from the centre measure the continuum.
 CONTINUUM_OFFSET = 2.0
+#: Half width of the line core, in line FWHM, for the joint line + continuum solution.
+CORE = 0.6
 #: Fewest line-free channels that measure a continuum.
 MIN_CONTINUUM_CHANNELS = 3
 #: A continuum is subtracted when its sum around the source exceeds this many sigma.
 CONTINUUM_SNR = 3.0
 #: Default width of the shape prior, relative to the catalogue's axes.
 SHAPE_PRIOR = 0.1
+#: Smallest width of the shape prior, in beam sigma: compact sizes are the least certain.
+PRIOR_FLOOR = 0.05
 #: Fits that change a flux by more than this factor are not kept.
 MAX_FLUX_CHANGE = 2.0
 #: Smallest Gaussian sigma fitted, pixels (a point source).
@@ -214,10 +218,16 @@ class _SourceModel:
     of the sky model), centre, axes sigma (pixels), angle (rad, counter-clockwise from +x),
     and its line profile over the cube's channels (sums to 1)."""
 
-    def __init__(self, flux, x, y, sigma_major, sigma_minor, angle, profile, dv, point):
+    def __init__(self, flux, x, y, sigma_major, sigma_minor, angle, profile, dv, point,
+                 continuum=0.0):
         self.flux, self.x, self.y = flux, x, y
         self.sigma_major, self.sigma_minor, self.angle = sigma_major, sigma_minor, angle
         self.profile, self.dv, self.point = profile, dv, point
+        self.continuum = continuum  # Jy per channel, same shape as the line (joint fits)
+
+    def spectrum(self, start, stop):
+        """Flux of each channel ``start:stop`` (Jy, summed over the sky model's pixels)."""
+        return self.flux * self.profile[start:stop] + self.continuum
 
     @classmethod
     def from_row(cls, row, geometry, nchan):
@@ -254,7 +264,8 @@ class _SourceModel:
         if minor > major:
             major, minor, angle = minor, major, angle + np.pi / 2
         return _SourceModel(float(flux), float(x), float(y), float(major), float(minor),
-                            float(np.mod(angle, np.pi)), self.profile, self.dv, self.point)
+                            float(np.mod(angle, np.pi)), self.profile, self.dv, self.point,
+                            self.continuum)
 
 
 def gaussian_image(shape, x, y, sigma_major, sigma_minor, angle, *, oversample=3):
@@ -311,22 +322,34 @@ class _Fitter:
             return None
         box = (ya, yb, xa, xb)
         block, (c0, c1) = self._read(box, (z0, z1), fwhm, centre)
-        in_window = (np.arange(c0, c1) >= z0) & (np.arange(c0, c1) < z1)
-        off = np.abs(np.arange(c0, c1) - centre) > max(CONTINUUM_OFFSET * fwhm, 2.5)
-        image = block[in_window].sum(axis=0)
-        off_sum = block[off].sum(axis=0) if off.sum() >= MIN_CONTINUUM_CHANNELS else None
+        channels = np.arange(c0, c1)
+        off = np.abs(channels - centre) > max(CONTINUUM_OFFSET * fwhm, 2.5)
+        window = (channels >= z0) & (channels < z1)
+        if off.sum() >= MIN_CONTINUUM_CHANNELS:
+            groups = {"window": window, "off": off}
+        else:  # too few line-free channels: line core and wings separate line and continuum
+            core = np.abs(channels - centre) <= CORE * fwhm
+            groups = {"window": window, "core": core & window, "wings": window & ~core}
+        images = {name: block[mask].sum(axis=0) for name, mask in groups.items()}
         reach = NEIGHBOUR_REACH * self.beam_fwhm + radius
         for other_index, other in enumerate(models):
             near = np.hypot(other.x - model.x, other.y - model.y) < (
                 reach + other.sigma_major * FWHM_PER_SIGMA)
             if other.flux <= 0 or not near:
                 continue
-            if other_index != index and other.profile[z0:z1].sum() > 1e-3:
-                image -= self._contribution(other, other.profile[z0:z1], z0, box)
-            if off_sum is not None and other.profile[c0:c1][off].sum() > 1e-3:
-                off_sum -= self._contribution(other, other.profile[c0:c1] * off, c0, box)
-        if off_sum is not None:
-            image -= in_window.sum() * self._continuum(model, off_sum, off, c0, box)
+            spectrum = other.spectrum(c0, c1)
+            for name, mask in groups.items():
+                # the source's own emission stays in its images, but not in the line-free
+                # channels, where its wings would bias the continuum
+                own = other_index == index and name != "off"
+                if not own and np.abs(spectrum[mask]).sum() > 1e-3 * other.flux:
+                    images[name] -= self._contribution(other, spectrum * mask, c0, box)
+        image = images["window"]
+        n_window = int(window.sum())
+        if "off" in groups:
+            image -= n_window * self._continuum(model, images["off"], off, c0, box)
+        elif model.continuum:
+            image -= n_window * model.continuum * self._unit_image(model, box, c0, window)
         valid = np.isfinite(image)
         if valid.sum() < 6:
             return None
@@ -339,7 +362,52 @@ class _Fitter:
         params, errors = fitted
         params[1] += xa
         params[2] += ya
-        return model.replaced(params), errors
+        result = model.replaced(params)
+        if "core" in groups:
+            result = self._joint_continuum(result, images, groups, c0, box, errors)
+        return result, errors
+
+    def _unit_image(self, model, box, c0, mask):
+        """Dirty image of the model's shape with 1 Jy in each channel of ``mask``, divided
+        by the number of channels (the mean channel's image)."""
+        weights = np.where(mask, 1.0 / max(mask.sum(), 1), 0.0)
+        unit = _SourceModel(1.0, model.x, model.y, model.sigma_major, model.sigma_minor,
+                            model.angle, model.profile, model.dv, model.point)
+        return self._contribution(unit, weights, c0, box)
+
+    def _joint_continuum(self, model, images, groups, c0, box, errors):
+        """Line flux and a continuum under it from the line's core and wings, for lines
+        that leave too few line-free channels: a continuum detected at 3 sigma is kept
+        in the model and the flux is replaced by the joint solution (``errors[0]`` too)."""
+        rows, values, variances = [], [], []
+        shape = self._unit_image(model, box, c0, groups["window"])
+        norm = float(np.nansum(shape * shape))
+        if norm <= 0:
+            return model
+        for name in ("core", "wings"):
+            mask = groups[name]
+            if not mask.any():
+                return model
+            channels = np.arange(c0, c0 + mask.size)[mask]
+            amplitude = float(np.nansum(images[name] * shape)) / norm
+            rows.append([model.profile[channels].sum(), mask.sum()])
+            values.append(amplitude)
+            variances.append(np.sum(self.noise[channels] ** 2) * max(self.beam_area, 1.0) / norm)
+        design, values = np.array(rows), np.array(values)
+        weights = 1.0 / np.sqrt(np.array(variances))
+        try:
+            solution, *_ = np.linalg.lstsq(design * weights[:, None], values * weights, rcond=None)
+            covariance = np.linalg.inv((design * weights[:, None]).T @ (design * weights[:, None]))
+        except np.linalg.LinAlgError:
+            return model
+        flux, continuum = solution
+        continuum_err = np.sqrt(max(covariance[1, 1], 0.0))
+        if not (continuum > CONTINUUM_SNR * continuum_err and flux > 0):
+            model.continuum = 0.0
+            return model
+        model.flux, model.continuum = float(flux), float(continuum)
+        errors[0] = np.sqrt(max(covariance[0, 0], 0.0))
+        return model
 
     def _read(self, box, window, fwhm, centre):
         """The cutout over the line window and the continuum channels on either side."""
@@ -371,8 +439,8 @@ class _Fitter:
         return 0.0
 
     def _contribution(self, other, weights, start, box):
-        """Dirty-cube image of a source summed over channels ``start + i`` with weights
-        ``weights[i]`` (its line profile, masked), on the cutout ``box``."""
+        """Dirty-cube image of a source summed over channels ``start + i`` with fluxes
+        ``weights[i]`` (Jy: its spectrum, masked), on the cutout ``box``."""
         ya, yb, xa, xb = box
         extent = int(np.ceil(3.5 * other.sigma_major)) + 2
         gy0, gy1 = min(ya, int(other.y) - extent), max(yb, int(other.y) + extent + 1)
@@ -383,7 +451,7 @@ class _Fitter:
         kernel = self.psf.weighted(weights, start, half)
         grid = gaussian_image((gy1 - gy0, gx1 - gx0), other.x - gx0, other.y - gy0,
                               other.sigma_major, other.sigma_minor, other.angle)
-        full = signal.fftconvolve(grid, kernel, mode="same") * other.flux
+        full = signal.fftconvolve(grid, kernel, mode="same")
         return full[ya - gy0:yb - gy0, xa - gx0:xb - gx0]
 
     def _least_squares(self, model, image, valid, kernel, sigma):
@@ -400,8 +468,9 @@ class _Fitter:
             biggest = 3.0 * beam_sigma + model.sigma_major
             lower += [MIN_SIGMA, MIN_SIGMA, -np.inf]
             upper += [biggest, biggest, np.inf]
-            widths = [self.shape_prior * max(model.sigma_major, 0.5 * beam_sigma),
-                      self.shape_prior * max(model.sigma_minor, 0.5 * beam_sigma)]
+            floor = PRIOR_FLOOR * beam_sigma
+            widths = [max(self.shape_prior * model.sigma_major, floor),
+                      max(self.shape_prior * model.sigma_minor, floor)]
         p0 = np.clip(p0, lower, np.nextafter(upper, -np.inf))
         convolve = _Convolver(shape, kernel)
 
