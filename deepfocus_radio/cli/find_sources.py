@@ -32,6 +32,9 @@ def add_arguments(parser):
                         help="the cube's PSF (CASA .psf or FITS, peak 1): refit fluxes, "
                              "positions, sizes and PAs on the dirty cube with PSF-convolved "
                              "models (more accurate; recommended when you have it)")
+    parser.add_argument("--psf-min-snr", type=float, default=None,
+                        help="with --psf: drop sources whose fitted flux in the dirty cube is "
+                             "below this many sigma (PSF sidelobes, deconvolution artefacts)")
     parser.add_argument("--device", default=None, help="torch device (default: cuda if present)")
     parser.add_argument("--tile", type=int, nargs=3, metavar=("CHAN", "Y", "X"), default=None,
                         help="inference tile size")
@@ -48,7 +51,7 @@ def run(args):
     check_output(args.out, overwrite=args.overwrite)
     model = None if str(args.model).lower() == "none" else args.model
     table = find_sources(args.input, model=model, threshold=args.threshold, pb=args.pb,
-                         psf=args.psf,
+                         psf=args.psf, psf_min_snr=args.psf_min_snr,
                          device=args.device, tile=args.tile, progress=not args.quiet)
     path = write_catalog(table, args.out, format=args.format, overwrite=args.overwrite)
     if not args.quiet:

@@ -98,7 +98,8 @@ def _checked(data, wcs, beam):
 
 
 def find_sources(cube, model="alma", *, threshold=4.0, tile=None, halo=None, batch_size=None,
-                 device=None, pb=None, psf=None, subtract_continuum=True, deconvolved=None,
+                 device=None, pb=None, psf=None, psf_min_snr=None, subtract_continuum=True,
+                 deconvolved=None,
                  return_deconvolved=False, progress=True, **detect_options):
     """Find and characterize the sources of a dirty cube.
 
@@ -128,7 +129,10 @@ def find_sources(cube, model="alma", *, threshold=4.0, tile=None, halo=None, bat
         PSF-convolved models (:func:`~deepfocus_radio.sources.psf_fit.refine_with_psf`),
         which removes most of the deconvolver's flux and shape errors; the deconvolved
         cube still finds the sources and gives their lines. ``meta['psf_refined']``
-        counts the refined rows.
+        counts the refined rows; the ``psf_snr`` column holds each fit's significance.
+    psf_min_snr : float, optional
+        With ``psf``: drop the sources whose ``psf_snr`` is below this (artefacts of the
+        deconvolution and PSF sidelobes have no flux of their own in the dirty cube).
     subtract_continuum : bool, optional
         Subtract each pixel's median over channels from the searched cube before detection
         and measurement (:mod:`deepfocus_radio.sources.continuum`), so that ``flux`` is a
@@ -159,12 +163,14 @@ def find_sources(cube, model="alma", *, threshold=4.0, tile=None, halo=None, bat
     ConfigError
         For a 2D image with a model.
     """
+    if psf_min_snr is not None and psf is None:
+        raise ConfigError("psf_min_snr needs psf= (the significance comes from the PSF fits)")
     with open_dirty(cube) as (data, wcs, beam):
         table, searched = _pipeline(
             data, wcs, beam, model, threshold=threshold, pb=pb, progress=progress,
             inference=dict(tile=tile, halo=halo, batch_size=batch_size, device=device),
             detect_options=detect_options, subtract_continuum=subtract_continuum,
-            deconvolved=deconvolved, psf=psf)
+            deconvolved=deconvolved, psf=psf, psf_min_snr=psf_min_snr)
     return (table, searched) if return_deconvolved else table
 
 
@@ -190,7 +196,7 @@ def _deconvolved(data, model, scratch, *, progress, **inference):
 
 
 def _pipeline(data, wcs, beam, model, *, threshold, pb, progress, inference, detect_options,
-              subtract_continuum, deconvolved, psf=None):
+              subtract_continuum, deconvolved, psf=None, psf_min_snr=None):
     with contextlib.ExitStack() as stack:
         psf_reader = None
         if psf is not None:  # checked before the long work
@@ -198,7 +204,7 @@ def _pipeline(data, wcs, beam, model, *, threshold, pb, progress, inference, det
         return _run_stages(data, wcs, beam, model, stack, threshold=threshold, pb=pb,
                            progress=progress, inference=inference,
                            detect_options=detect_options, contsub=subtract_continuum,
-                           deconvolved=deconvolved, psf=psf_reader)
+                           deconvolved=deconvolved, psf=psf_reader, psf_min_snr=psf_min_snr)
 
 
 def _given_deconvolution(deconvolved, shape):
@@ -212,7 +218,7 @@ def _given_deconvolution(deconvolved, shape):
 
 
 def _run_stages(data, wcs, beam, model, stack, *, threshold, pb, progress, inference,
-                detect_options, contsub, deconvolved, psf=None):
+                detect_options, contsub, deconvolved, psf=None, psf_min_snr=None):
     dirty_reader = CubeReader(data)
     noise = channel_noise(_PlaneView(dirty_reader))
     dirty_noise = noise
@@ -258,7 +264,7 @@ def _run_stages(data, wcs, beam, model, stack, *, threshold, pb, progress, infer
         geometry = SkyGeometry(wcs, beam, dirty_reader.shape[0])
         table = refine_with_psf(table, data, psf, noise=dirty_noise, geometry=geometry,
                                 flux_fractional_error=_flux_fractional_error(model, "psf_"),
-                                progress=progress)
+                                min_snr=psf_min_snr, progress=progress)
     if pb is not None:
         _correct_primary_beam(table, pb, dirty_reader.shape)
     return table, unsubtracted

@@ -141,7 +141,7 @@ class PsfReader:
 
 
 def refine_with_psf(table, dirty, psf, *, noise, geometry, iterations=2, shape_prior=SHAPE_PRIOR,
-                    flux_fractional_error=0.0, progress=True):
+                    flux_fractional_error=0.0, min_snr=None, progress=True):
     """Refine fluxes, centres, sizes and PAs by fitting PSF-convolved models to the dirty cube.
 
     Parameters
@@ -165,14 +165,20 @@ def refine_with_psf(table, dirty, psf, *, noise, geometry, iterations=2, shape_p
         Added in quadrature to the fit's flux error, times the flux: the error of the
         neighbours' models and of the fixed line and shape, calibrated on simulations
         (a model card's ``psf_flux_fractional_error``).
+    min_snr : float, optional
+        Drop the rows whose ``psf_snr`` (fitted flux over its fit error, in the dirty
+        cube once the neighbours and their sidelobes are subtracted) is below this: a
+        PSF sidelobe or deconvolution artefact that the deconvolved cube showed as a
+        source has no flux of its own in the dirty cube. Rows not fitted are kept.
     progress : bool, optional
         Progress bar.
 
     Returns
     -------
     `~astropy.table.QTable`
-        A refined copy of ``table``; ``meta['psf_refined']`` is the number of rows
-        refined. ``flux_err`` of a refined row is the fit's (from the Jacobian, with
+        A refined copy of ``table`` with a ``psf_snr`` column (NaN where the fit
+        failed); ``meta['psf_refined']`` is the number of rows refined,
+        ``meta['psf_dropped']`` the number dropped by ``min_snr``. ``flux_err`` of a refined row is the fit's (from the Jacobian, with
         residuals in noise per beam) and ``flux_fractional_error * flux`` in quadrature.
     """
     reader = CubeReader(dirty)
@@ -192,6 +198,7 @@ def refine_with_psf(table, dirty, psf, *, noise, geometry, iterations=2, shape_p
     catalogued = [model.flux for model in models]
     refined = np.zeros(len(table), dtype=bool)
     errors = [None] * len(table)
+    significance = np.full(len(table), np.nan)
     to_jy = _to_jy_per_beam(reader.unit)
     fitter = _Fitter(reader, psf, noise * to_jy, geometry, shape_prior, scale=to_jy)
     for _ in range(max(int(iterations), 1)):
@@ -201,6 +208,7 @@ def refine_with_psf(table, dirty, psf, *, noise, geometry, iterations=2, shape_p
             if result is None:
                 continue
             model, error = result
+            significance[index] = model.flux / error[0] if error[0] > 0 else np.nan
             before = catalogued[index]
             if not before / MAX_FLUX_CHANGE < model.flux < before * MAX_FLUX_CHANGE:
                 continue
@@ -208,8 +216,17 @@ def refine_with_psf(table, dirty, psf, *, noise, geometry, iterations=2, shape_p
         models = updated
     for index in np.flatnonzero(refined):
         _write_row(out, index, models[index], errors[index], geometry, flux_fractional_error)
+    out["psf_snr"] = significance
     out.meta["psf_refined"] = int(refined.sum())
     out.meta["psf_flux_fractional_error"] = float(flux_fractional_error)
+    out.meta["psf_dropped"] = 0
+    if min_snr is not None:
+        keep = ~(significance < float(min_snr))  # NaN (not fitted): kept
+        out = out[keep]
+        if "id" in out.colnames:
+            out["id"] = np.arange(1, len(out) + 1)
+        out.meta["psf_dropped"] = int((~keep).sum())
+        out.meta["psf_min_snr"] = float(min_snr)
     return out
 
 

@@ -33,7 +33,7 @@ def catalog():
 def test_empty_catalog_has_every_column():
     table = empty_catalog()
     assert len(table) == 0
-    assert table.colnames == list(CATALOG_COLUMNS) + ERROR_COLUMNS + ["reliability"]
+    assert table.colnames == list(CATALOG_COLUMNS) + ERROR_COLUMNS + ["reliability", "psf_snr"]
     assert table["flux"].unit == u.Jy * u.km / u.s
     assert table["flux_err"].unit == u.Jy * u.km / u.s
     assert table["pa"].unit == u.deg and table["x"].unit == u.pix

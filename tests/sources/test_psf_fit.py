@@ -171,3 +171,24 @@ def test_units_of_the_dirty_cube_are_honoured(sim):
     with pytest.raises(InputDataError, match="Jy/beam"):
         refine_with_psf(truth, sim.dirty * u.K, sim.psf, noise=noise, geometry=geometry(sim),
                         progress=False)
+
+
+def test_psf_snr_flags_an_artefact(sim):
+    """A catalogued 'source' where the dirty cube holds only noise (an artefact of the
+    deconvolved cube) gets a low psf_snr and is dropped by min_snr; real ones stay."""
+    truth = sim.truth_catalog()
+    fake = truth[:1].copy()
+    fake["x"], fake["y"] = [8.0] * u.pix, [8.0] * u.pix  # empty corner of the cube
+    from astropy.table import vstack
+    table = vstack([truth, fake])
+    noise = channel_noise(sim.dirty)
+    refined = refine_with_psf(table, sim.dirty, sim.psf, noise=noise, geometry=geometry(sim),
+                              progress=False)
+    assert np.all(refined["psf_snr"][:-1] > 10)
+    assert refined["psf_snr"][-1] < 2  # noise: its fitted flux is insignificant
+    kept = refine_with_psf(table, sim.dirty, sim.psf, noise=noise, geometry=geometry(sim),
+                           min_snr=4, progress=False)
+    assert len(kept) == len(truth) and kept.meta["psf_dropped"] == 1
+    assert list(kept["id"]) == list(range(1, len(truth) + 1))
+    with pytest.raises(ConfigError, match="psf_min_snr needs psf"):
+        find_sources(sim.to_spectral_cube("dirty"), model=None, psf_min_snr=4, progress=False)
