@@ -4,8 +4,9 @@ Stages: robust per-channel noise of the dirty cube -> deconvolution by a network
 memory, or in a temporary zarr store when it would not fit, so that it is computed once)
 -> continuum subtraction -> detection with thresholds in dirty-cube noise -> characterization
 -> optional refinement by PSF-convolved fits to the dirty cube
-(:mod:`deepfocus_radio.sources.psf_fit`) -> optional primary-beam correction. ``table.meta`` records the model, the sha256 of its
-weights and the settings that shaped the catalogue.
+(:mod:`deepfocus_radio.sources.psf_fit`) -> optional primary-beam correction.
+``table.meta`` records the model, the sha256 of its weights and the settings that shaped
+the catalogue.
 """
 
 import contextlib
@@ -99,8 +100,7 @@ def _checked(data, wcs, beam):
 
 def find_sources(cube, model="alma", *, threshold=4.0, tile=None, halo=None, batch_size=None,
                  device=None, pb=None, psf=None, psf_min_snr=None, subtract_continuum=True,
-                 deconvolved=None,
-                 return_deconvolved=False, progress=True, **detect_options):
+                 deconvolved=None, return_deconvolved=False, progress=True, **detect_options):
     """Find and characterize the sources of a dirty cube.
 
     Noise of the dirty cube (robust, per channel) -> ``deconvolve(cube, model)`` ->

@@ -187,8 +187,9 @@ def refine_with_psf(table, dirty, psf, *, noise, geometry, iterations=2, shape_p
     `~astropy.table.QTable`
         A refined copy of ``table`` with a ``psf_snr`` column (NaN where the fit
         failed); ``meta['psf_refined']`` is the number of rows refined,
-        ``meta['psf_dropped']`` the number dropped by ``min_snr``. ``flux_err`` of a refined row is the fit's (from the Jacobian, with
-        residuals in noise per beam) and ``flux_fractional_error * flux`` in quadrature.
+        ``meta['psf_dropped']`` the number dropped by ``min_snr``. ``flux_err`` of a
+        refined row is the fit's (from the Jacobian, with residuals in noise per beam)
+        and ``flux_fractional_error * flux`` in quadrature.
     """
     reader = CubeReader(dirty)
     if reader.ndim != 3:
@@ -281,7 +282,8 @@ class _SourceModel:
         """Line FWHM in channels, from the profile's second moment."""
         channels = np.arange(self.profile.size)
         centre = np.sum(channels * self.profile)
-        return FWHM_PER_SIGMA * np.sqrt(max(np.sum((channels - centre) ** 2 * self.profile), 0.0)), centre
+        variance = np.sum((channels - centre) ** 2 * self.profile)
+        return FWHM_PER_SIGMA * np.sqrt(max(variance, 0.0)), centre
 
     def replaced(self, params):
         flux, x, y = params[:3]

@@ -136,8 +136,8 @@ def test_find_sources_with_psf_files_and_cli(sim, tmp_path, capsys):
     truth = sim.truth_catalog()
 
     def errors(table):
-        near = [np.argmin(np.hypot(table["x"].value - t["x"].value, table["y"].value - t["y"].value))
-                for t in truth]
+        near = [np.argmin(np.hypot(table["x"].value - t["x"].value,
+                                   table["y"].value - t["y"].value)) for t in truth]
         return np.abs(table["flux"][near] / truth["flux"] - 1)
     assert np.median(errors(refined)) < np.median(errors(plain))
     out = tmp_path / "cat.ecsv"
