@@ -351,8 +351,11 @@ class _Fitter:
         box = (ya, yb, xa, xb)
         block, (c0, c1) = self._read(box, (z0, z1), fwhm, centre)
         channels = np.arange(c0, c1)
-        off = np.abs(channels - centre) > max(CONTINUUM_OFFSET * fwhm, 2.5)
-        window = (channels >= z0) & (channels < z1)
+        present = np.isfinite(block).any(axis=(1, 2))  # channels blanked here are left out
+        off = (np.abs(channels - centre) > max(CONTINUUM_OFFSET * fwhm, 2.5)) & present
+        window = (channels >= z0) & (channels < z1) & present
+        if not window.any():
+            return None
         if off.sum() >= MIN_CONTINUUM_CHANNELS:
             groups = {"window": window, "off": off}
         else:  # too few line-free channels: line core and wings separate line and continuum
@@ -383,7 +386,7 @@ class _Fitter:
             return None
         sigma = np.sqrt(np.sum(self.noise[z0:z1] ** 2) * max(self.beam_area, 1.0))
         local = model.replaced([model.flux, model.x - xa, model.y - ya])
-        own_psf = self.psf.weighted(model.profile[z0:z1], z0, max(yb - ya, xb - xa))
+        own_psf = self.psf.weighted(model.profile[c0:c1] * window, c0, max(yb - ya, xb - xa))
         fitted = self._least_squares(local, image, valid, own_psf, sigma)
         if fitted is None:
             return None
