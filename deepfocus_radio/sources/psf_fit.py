@@ -213,6 +213,7 @@ def refine_with_psf(table, dirty, psf, *, noise, geometry, iterations=2, shape_p
     fitter = _Fitter(reader, psf, noise * to_jy, geometry, shape_prior, scale=to_jy)
     for _ in range(max(int(iterations), 1)):
         updated = list(models)
+        fitter.index_neighbours(models)
         for index in _progress(range(len(models)), progress):
             result = fitter.fit(index, models)
             if result is None:
@@ -325,6 +326,7 @@ class _Fitter:
         self.reader, self.psf, self.noise, self.geo = reader, psf, noise, geometry
         self.scale = scale
         self.shape_prior = shape_prior
+        self._tree, self._largest = None, 0.0
         self.beam_fwhm = geometry.beam_fwhm_pix
         self.beam_area = geometry.beam_area
 
@@ -363,7 +365,8 @@ class _Fitter:
             groups = {"window": window, "core": core & window, "wings": window & ~core}
         images = {name: block[mask].sum(axis=0) for name, mask in groups.items()}
         reach = NEIGHBOUR_REACH * self.beam_fwhm + radius
-        for other_index, other in enumerate(models):
+        for other_index in self._near(model, reach):
+            other = models[other_index]
             near = np.hypot(other.x - model.x, other.y - model.y) < (
                 reach + other.sigma_major * FWHM_PER_SIGMA)
             if other.flux <= 0 or not near:
@@ -439,6 +442,21 @@ class _Fitter:
         model.flux, model.continuum = float(flux), float(continuum)
         errors[0] = np.sqrt(max(covariance[0, 0], 0.0))
         return model
+
+    def index_neighbours(self, models):
+        """A KD tree of the sources' centres (a survey cube holds 1e4-1e5 sources: the
+        neighbours of each are found in log time, not by a scan of all)."""
+        from scipy.spatial import cKDTree
+
+        centres = np.array([[m.x, m.y] for m in models], dtype=float).reshape(-1, 2)
+        self._tree = cKDTree(centres) if len(models) else None
+        self._largest = max((m.sigma_major * FWHM_PER_SIGMA for m in models), default=0.0)
+
+    def _near(self, model, reach):
+        """Indices of the sources whose centres may lie within ``reach`` plus their size."""
+        if self._tree is None:
+            return []
+        return sorted(self._tree.query_ball_point([model.x, model.y], reach + self._largest))
 
     def _read(self, box, window, fwhm, centre):
         """The cutout over the line window and the continuum channels on either side."""
