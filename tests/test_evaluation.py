@@ -21,7 +21,8 @@ def test_evaluation_script_scores_all_methods(tmp_path):
     results, chosen = evaluate_alma.main(["--n-cubes", "2", "--size", "64", "--channels", "24",
                                           "--out", str(tmp_path)])
     psf_rows = {f"{m}+psf{cut}" for m in ("deepfocus", "dirty", "clean") for cut in ("", ">=4")}
-    assert set(results) == {"deepfocus", "dirty", "true-clean", "clean", "moment0"} | psf_rows
+    assert set(results) == ({"deepfocus", "dirty", "true-clean", "clean", "moment0",
+                             "deepfocus+psf+dirty"} | psf_rows)
     for method in ("deepfocus", "dirty", "clean"):  # the PSF fits keep every detection...
         for threshold, report in results[method].items():
             assert results[f"{method}+psf"][threshold].n_found == report.n_found

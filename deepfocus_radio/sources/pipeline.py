@@ -99,8 +99,9 @@ def _checked(data, wcs, beam):
 
 
 def find_sources(cube, model="alma", *, threshold=4.0, tile=None, halo=None, batch_size=None,
-                 device=None, pb=None, psf=None, psf_min_snr=None, subtract_continuum=True,
-                 deconvolved=None, return_deconvolved=False, progress=True, **detect_options):
+                 device=None, pb=None, psf=None, psf_min_snr=None, dirty_candidates=None,
+                 subtract_continuum=True, deconvolved=None, return_deconvolved=False,
+                 progress=True, **detect_options):
     """Find and characterize the sources of a dirty cube.
 
     Noise of the dirty cube (robust, per channel) -> ``deconvolve(cube, model)`` ->
@@ -133,6 +134,13 @@ def find_sources(cube, model="alma", *, threshold=4.0, tile=None, halo=None, bat
     psf_min_snr : float, optional
         With ``psf``: drop the sources whose ``psf_snr`` is below this (artefacts of the
         deconvolution and PSF sidelobes have no flux of their own in the dirty cube).
+    dirty_candidates : float, optional
+        With ``psf``: also search the dirty cube itself, at ``max(threshold,
+        dirty_candidates)`` sigma, and add the detections that the deconvolved cube's
+        catalogue does not hold (none of its sources within a beam and a line width)
+        when their ``psf_snr`` reaches ``dirty_candidates``. A network can lose faint
+        sources that the dirty cube still shows; the PSF fit verifies them.
+        ``meta['dirty_candidates_added']`` counts them.
     subtract_continuum : bool, optional
         Subtract each pixel's median over channels from the searched cube before detection
         and measurement (:mod:`deepfocus_radio.sources.continuum`), so that ``flux`` is a
@@ -163,14 +171,16 @@ def find_sources(cube, model="alma", *, threshold=4.0, tile=None, halo=None, bat
     ConfigError
         For a 2D image with a model.
     """
-    if psf_min_snr is not None and psf is None:
-        raise ConfigError("psf_min_snr needs psf= (the significance comes from the PSF fits)")
+    if (psf_min_snr is not None or dirty_candidates is not None) and psf is None:
+        raise ConfigError("psf_min_snr and dirty_candidates need psf= (the significance comes "
+                          "from the PSF fits)")
     with open_dirty(cube) as (data, wcs, beam):
         table, searched = _pipeline(
             data, wcs, beam, model, threshold=threshold, pb=pb, progress=progress,
             inference=dict(tile=tile, halo=halo, batch_size=batch_size, device=device),
             detect_options=detect_options, subtract_continuum=subtract_continuum,
-            deconvolved=deconvolved, psf=psf, psf_min_snr=psf_min_snr)
+            deconvolved=deconvolved, psf=psf, psf_min_snr=psf_min_snr,
+            dirty_candidates=dirty_candidates)
     return (table, searched) if return_deconvolved else table
 
 
@@ -196,7 +206,8 @@ def _deconvolved(data, model, scratch, *, progress, **inference):
 
 
 def _pipeline(data, wcs, beam, model, *, threshold, pb, progress, inference, detect_options,
-              subtract_continuum, deconvolved, psf=None, psf_min_snr=None):
+              subtract_continuum, deconvolved, psf=None, psf_min_snr=None,
+              dirty_candidates=None):
     with contextlib.ExitStack() as stack:
         psf_reader = None
         if psf is not None:  # checked before the long work
@@ -204,7 +215,8 @@ def _pipeline(data, wcs, beam, model, *, threshold, pb, progress, inference, det
         return _run_stages(data, wcs, beam, model, stack, threshold=threshold, pb=pb,
                            progress=progress, inference=inference,
                            detect_options=detect_options, contsub=subtract_continuum,
-                           deconvolved=deconvolved, psf=psf_reader, psf_min_snr=psf_min_snr)
+                           deconvolved=deconvolved, psf=psf_reader, psf_min_snr=psf_min_snr,
+                           dirty_candidates=dirty_candidates)
 
 
 def _given_deconvolution(deconvolved, shape):
@@ -218,7 +230,8 @@ def _given_deconvolution(deconvolved, shape):
 
 
 def _run_stages(data, wcs, beam, model, stack, *, threshold, pb, progress, inference,
-                detect_options, contsub, deconvolved, psf=None, psf_min_snr=None):
+                detect_options, contsub, deconvolved, psf=None, psf_min_snr=None,
+                dirty_candidates=None):
     dirty_reader = CubeReader(data)
     noise = channel_noise(_PlaneView(dirty_reader))
     dirty_noise = noise
@@ -262,12 +275,67 @@ def _run_stages(data, wcs, beam, model, stack, *, threshold, pb, progress, infer
         from deepfocus_radio.sources.psf_fit import refine_with_psf
 
         geometry = SkyGeometry(wcs, beam, dirty_reader.shape[0])
+        n_own = len(table)
+        if dirty_candidates is not None and model is not None:
+            dirty_table, _ = _run_stages(
+                data, wcs, beam, None, stack, threshold=max(threshold, dirty_candidates),
+                pb=None, progress=progress, inference=inference, detect_options=detect_options,
+                contsub=contsub, deconvolved=None)
+            table = _with_new_detections(table, dirty_table, geometry)
         table = refine_with_psf(table, data, psf, noise=dirty_noise, geometry=geometry,
                                 flux_fractional_error=_flux_fractional_error(model, "psf_"),
-                                min_snr=psf_min_snr, progress=progress)
+                                progress=progress)
+        table = _psf_cuts(table, n_own, psf_min_snr, dirty_candidates)
     if pb is not None:
         _correct_primary_beam(table, pb, dirty_reader.shape)
     return table, unsubtracted
+
+
+def _with_new_detections(table, others, geometry):
+    """``table`` followed by the rows of ``others`` that none of its sources holds: none
+    within a beam on the sky and within its line FWHM (at least 2 channels)."""
+    from astropy.table import vstack
+    from scipy.spatial import cKDTree
+
+    if len(others) == 0:
+        return table
+    if len(table):
+        tree = cKDTree(np.column_stack([table["x"].value, table["y"].value]))
+        widths = np.array([geometry.velocity_width(z) for z in table["z"].value])
+        line = np.fmax(2.0, np.nan_to_num(table["line_fwhm"].to_value(u.km / u.s) / widths))
+        new = []
+        for index, near in enumerate(tree.query_ball_point(
+                np.column_stack([others["x"].value, others["y"].value]), geometry.beam_fwhm_pix)):
+            near = np.asarray(near, dtype=int)
+            dz = np.abs(table["z"].value[near] - others["z"][index].value)
+            new.append(not np.any(dz <= line[near]))
+        others = others[np.asarray(new, dtype=bool)]
+    meta = dict(table.meta)
+    merged = vstack([table, others], metadata_conflicts="silent") if len(others) else table
+    merged.meta.clear()
+    merged.meta.update(meta)
+    merged["id"] = np.arange(1, len(merged) + 1)
+    return merged
+
+
+def _psf_cuts(table, n_own, min_snr, dirty_candidates):
+    """Keep the deconvolved cube's sources above ``min_snr`` (NaN: not fitted, kept) and
+    the dirty cube's candidates (rows from ``n_own`` on) at ``psf_snr >= dirty_candidates``."""
+    snr = np.asarray(table["psf_snr"], dtype=float)
+    keep = np.ones(len(table), dtype=bool)
+    if min_snr is not None:
+        keep[:n_own] = ~(snr[:n_own] < float(min_snr))
+        table.meta["psf_min_snr"] = float(min_snr)
+    if dirty_candidates is not None:
+        keep[n_own:] = snr[n_own:] >= float(dirty_candidates)
+        table.meta["dirty_candidates"] = float(dirty_candidates)
+        table.meta["dirty_candidates_added"] = int(keep[n_own:].sum())
+    table.meta["psf_dropped"] = int((~keep[:n_own]).sum())
+    if keep.all():
+        return table
+    out = table[keep]
+    out["id"] = np.arange(1, len(out) + 1)
+    return out
 
 
 def _flux_fractional_error(module, prefix=""):

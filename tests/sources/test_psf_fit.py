@@ -190,7 +190,7 @@ def test_psf_snr_flags_an_artefact(sim):
                            min_snr=4, progress=False)
     assert len(kept) == len(truth) and kept.meta["psf_dropped"] == 1
     assert list(kept["id"]) == list(range(1, len(truth) + 1))
-    with pytest.raises(ConfigError, match="psf_min_snr needs psf"):
+    with pytest.raises(ConfigError, match="need psf"):
         find_sources(sim.to_spectral_cube("dirty"), model=None, psf_min_snr=4, progress=False)
 
 
@@ -212,3 +212,27 @@ def test_blanked_pixels_and_channels_are_ignored(sim):
     # neighbours' unmodelled far sidelobes (see the noiseless test) weigh more
     np.testing.assert_allclose(refined["flux"].to_value(FLUX), truth["flux"].to_value(FLUX),
                                rtol=0.05)
+
+
+def test_dirty_candidates_recover_a_source_the_deconvolution_lost(sim):
+    """A source missing from the deconvolved cube, but in the dirty cube, comes back with
+    dirty_candidates (verified by its PSF fit); the others are not duplicated."""
+    truth = sim.truth_catalog()
+    lost = truth[0]
+    clean = sim.clean.copy()
+    yy, xx = np.mgrid[:clean.shape[1], :clean.shape[2]]
+    clean[:, np.hypot(xx - lost["x"].value, yy - lost["y"].value) < 12] = 0.0
+    deconvolved = clean * u.Jy / u.beam
+    dirty = sim.to_spectral_cube("dirty")
+
+    def near_lost(table):
+        return np.hypot(table["x"].value - lost["x"].value, table["y"].value - lost["y"].value) < 2
+
+    without = find_sources(dirty, "alma", deconvolved=deconvolved, psf=sim.psf, progress=False)
+    assert not near_lost(without).any()
+    found = find_sources(dirty, "alma", deconvolved=deconvolved, psf=sim.psf,
+                         dirty_candidates=5.0, progress=False)
+    added = found.meta["dirty_candidates_added"]
+    assert near_lost(found).sum() == 1 and added >= 1 and len(found) == len(without) + added
+    assert found["psf_snr"][near_lost(found)][0] >= 5
+    assert list(found["id"]) == list(range(1, len(found) + 1))
