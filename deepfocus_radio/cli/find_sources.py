@@ -10,6 +10,8 @@ EXAMPLE = """examples:
   deepfocus find-sources dirty.fits --out cat.reg --format ds9 --model none   # no network
   deepfocus find-sources big.zarr --out cat.ecsv --pb dirty.pb --device cuda
   deepfocus find-sources dirty.image --out cat.ecsv --psf dirty.psf   # refit on the dirty cube
+  deepfocus find-sources dirty.image --out cat.ecsv --psf dirty.psf --psf-min-snr 4 \
+      --dirty-candidates 5     # drop artefacts; add faint sources the network lost
 
 Thresholds and SNRs are in units of the dirty cube's noise (robust, per channel). Formats:
 ecsv (default), votable, csv, ds9, crtf, sdc2 (from the suffix unless --format is given).
@@ -35,6 +37,9 @@ def add_arguments(parser):
     parser.add_argument("--psf-min-snr", type=float, default=None,
                         help="with --psf: drop sources whose fitted flux in the dirty cube is "
                              "below this many sigma (PSF sidelobes, deconvolution artefacts)")
+    parser.add_argument("--dirty-candidates", type=float, default=None, metavar="SNR",
+                        help="with --psf: also add the dirty cube's own detections that the "
+                             "network's catalogue lacks, when their PSF fit reaches this SNR")
     parser.add_argument("--device", default=None, help="torch device (default: cuda if present)")
     parser.add_argument("--tile", type=int, nargs=3, metavar=("CHAN", "Y", "X"), default=None,
                         help="inference tile size")
@@ -52,6 +57,7 @@ def run(args):
     model = None if str(args.model).lower() == "none" else args.model
     table = find_sources(args.input, model=model, threshold=args.threshold, pb=args.pb,
                          psf=args.psf, psf_min_snr=args.psf_min_snr,
+                         dirty_candidates=args.dirty_candidates,
                          device=args.device, tile=args.tile, progress=not args.quiet)
     path = write_catalog(table, args.out, format=args.format, overwrite=args.overwrite)
     if not args.quiet:

@@ -144,6 +144,10 @@ def test_find_sources_with_psf_files_and_cli(sim, tmp_path, capsys):
     assert main(["find-sources", str(paths["dirty"]), "--out", str(out), "--model", "none",
                  "--psf", str(paths["psf"]), "--quiet"]) == 0
     assert read_catalog(out).meta["psf_refined"] == refined.meta["psf_refined"]
+    cut = tmp_path / "cut.ecsv"
+    assert main(["find-sources", str(paths["dirty"]), "--out", str(cut), "--model", "none",
+                 "--psf", str(paths["psf"]), "--psf-min-snr", "4", "--quiet"]) == 0
+    assert read_catalog(cut).meta["psf_min_snr"] == 4.0
     with pytest.raises(InputDataError, match="channels"):
         find_sources(paths["dirty"], model=None, psf=sim.psf[:3], progress=False)
     with pytest.raises(FileNotFoundError, match="PSF"):
