@@ -44,15 +44,14 @@ import numpy as np
 from astropy import units as u
 from scipy import fft, optimize, signal, special
 
-from deepfocus_radio.conventions import pa_to_pixel_angle
+from deepfocus_radio.conventions import FWHM_TO_SIGMA, pa_to_pixel_angle
 from deepfocus_radio.exceptions import InputDataError
 from deepfocus_radio.sources._arrays import CubeReader
 from deepfocus_radio.sources.catalog import ERROR_COLUMNS
+from deepfocus_radio.sources.characterize import _unit_scale
 
 __all__ = ["refine_with_psf", "PsfReader"]
 
-#: FWHM of a Gaussian in units of its sigma.
-FWHM_PER_SIGMA = 2.0 * np.sqrt(2.0 * np.log(2.0))
 #: Half width of the summed line window, in line FWHM.
 WINDOW = 1.2
 #: Channels beyond this many line FWHM from the centre measure the continuum.
@@ -210,7 +209,7 @@ def refine_with_psf(table, dirty, psf, *, noise, geometry, iterations=2, shape_p
     refined = np.zeros(len(table), dtype=bool)
     errors = [None] * len(table)
     significance = np.full(len(table), np.nan)
-    to_jy = _to_jy_per_beam(reader.unit)
+    to_jy, _ = _unit_scale(reader)  # the characterizer's rule: Jy/beam or an error
     fitter = _Fitter(reader, psf, noise * to_jy, geometry, shape_prior, scale=to_jy)
     for _ in range(max(int(iterations), 1)):
         updated = list(models)
@@ -264,12 +263,12 @@ class _SourceModel:
         z = float(row["z"].value)
         dv = geometry.velocity_width(z)
         line = float(row["line_fwhm"].to_value(u.km / u.s)) / dv
-        sigma_z = max(line if np.isfinite(line) else 1.0, 1.0) / FWHM_PER_SIGMA
+        sigma_z = max(line if np.isfinite(line) else 1.0, 1.0) * FWHM_TO_SIGMA
         edges = (np.arange(nchan + 1) - 0.5 - z) / (np.sqrt(2.0) * sigma_z)
         profile = np.diff(special.erf(edges)) / 2.0
         profile = profile / profile.sum() if profile.sum() > 0 else profile
-        major = float(row["fwhm_major"].to_value(u.arcsec)) / scale / FWHM_PER_SIGMA
-        minor = float(row["fwhm_minor"].to_value(u.arcsec)) / scale / FWHM_PER_SIGMA
+        major = float(row["fwhm_major"].to_value(u.arcsec)) / scale * FWHM_TO_SIGMA
+        minor = float(row["fwhm_minor"].to_value(u.arcsec)) / scale * FWHM_TO_SIGMA
         pa = float(row["pa"].to_value(u.deg))
         point = not (np.isfinite(major) and major > 0 and np.isfinite(pa))
         angle = np.deg2rad(pa_to_pixel_angle(pa if np.isfinite(pa) else 0.0,
@@ -285,7 +284,7 @@ class _SourceModel:
         channels = np.arange(self.profile.size)
         centre = np.sum(channels * self.profile)
         variance = np.sum((channels - centre) ** 2 * self.profile)
-        return FWHM_PER_SIGMA * np.sqrt(max(variance, 0.0)), centre
+        return np.sqrt(max(variance, 0.0)) / FWHM_TO_SIGMA, centre
 
     def replaced(self, params):
         flux, x, y = params[:3]
@@ -312,16 +311,6 @@ def gaussian_image(shape, x, y, sigma_major, sigma_minor, angle, *, oversample=3
     return fine.reshape(ny, oversample, nx, oversample).mean(axis=(1, 3))
 
 
-def _to_jy_per_beam(unit):
-    if unit is None:
-        return 1.0
-    unit = u.Unit(unit)
-    if not unit.is_equivalent(u.Jy / u.beam):
-        raise InputDataError(f"the dirty cube is in {unit}, not Jy/beam: PSF fits need a dirty "
-                             "image in Jy/beam (or mJy/beam...)")
-    return float(unit.to(u.Jy / u.beam))
-
-
 class _Fitter:
     def __init__(self, reader, psf, noise, geometry, shape_prior, scale=1.0):
         self.reader, self.psf, self.noise, self.geo = reader, psf, noise, geometry
@@ -344,7 +333,7 @@ class _Fitter:
             return None
         z0, z1, fwhm, centre = self._window(model)
         nchan, ny, nx = self.reader.shape
-        size = max(model.sigma_major, model.sigma_minor) * FWHM_PER_SIGMA
+        size = max(model.sigma_major, model.sigma_minor) / FWHM_TO_SIGMA
         radius = int(np.ceil(1.5 * self.beam_fwhm + size)) + 2
         xc, yc = int(round(model.x)), int(round(model.y))
         ya, yb = max(yc - radius, 0), min(yc + radius + 1, ny)
@@ -369,7 +358,7 @@ class _Fitter:
         for other_index in self._near(model, reach):
             other = models[other_index]
             near = np.hypot(other.x - model.x, other.y - model.y) < (
-                reach + other.sigma_major * FWHM_PER_SIGMA)
+                reach + other.sigma_major / FWHM_TO_SIGMA)
             if other.flux <= 0 or not near:
                 continue
             spectrum = other.spectrum(c0, c1)
@@ -451,7 +440,7 @@ class _Fitter:
 
         centres = np.array([[m.x, m.y] for m in models], dtype=float).reshape(-1, 2)
         self._tree = cKDTree(centres) if len(models) else None
-        self._largest = max((m.sigma_major * FWHM_PER_SIGMA for m in models), default=0.0)
+        self._largest = max((m.sigma_major / FWHM_TO_SIGMA for m in models), default=0.0)
 
     def _near(self, model, reach):
         """Indices of the sources whose centres may lie within ``reach`` plus their size."""
@@ -476,7 +465,7 @@ class _Fitter:
         ya, yb, xa, xb = box
         continuum = off_sum / off.sum()
         yy, xx = np.mgrid[ya:yb, xa:xb]
-        size = max(model.sigma_major * FWHM_PER_SIGMA, self.beam_fwhm)
+        size = max(model.sigma_major / FWHM_TO_SIGMA, self.beam_fwhm)
         aperture = (np.hypot(xx - model.x, yy - model.y) <= size) & np.isfinite(continuum)
         n_ap = int(aperture.sum())
         if n_ap == 0:
@@ -512,7 +501,7 @@ class _Fitter:
         half_beam = 0.5 * self.beam_fwhm
         lower = [0.0, model.x - half_beam, model.y - half_beam]
         upper = [np.inf, model.x + half_beam, model.y + half_beam]
-        beam_sigma = self.beam_fwhm / FWHM_PER_SIGMA
+        beam_sigma = self.beam_fwhm * FWHM_TO_SIGMA
         if fit_shape:
             p0 += [model.sigma_major, model.sigma_minor, model.angle]
             biggest = 3.0 * beam_sigma + model.sigma_major
@@ -577,7 +566,7 @@ def _write_row(table, index, model, errors, geometry, fraction):
     table["dec"][index] = float(dec) * u.deg
     if model.point:
         return
-    to_arcsec = FWHM_PER_SIGMA * scale
+    to_arcsec = scale / FWHM_TO_SIGMA
     table["fwhm_major"][index] = model.sigma_major * to_arcsec * u.arcsec
     table["fwhm_minor"][index] = model.sigma_minor * to_arcsec * u.arcsec
     table["pa"][index] = geometry.pa(np.rad2deg(model.angle)) * u.deg
