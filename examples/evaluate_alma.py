@@ -38,6 +38,7 @@ from deepfocus_radio.exceptions import NoSourcesFoundWarning
 from deepfocus_radio.inference import deconvolve
 from deepfocus_radio.simulation import AlmaConfig, simulate_alma_cube
 from deepfocus_radio.sources import find_sources, score_catalogs
+from deepfocus_radio.sources.psf_fit import apply_psf_cuts
 
 #: Held-out test distribution: the training ranges of the shipped model, other seeds.
 TEST_SEED = 777
@@ -102,10 +103,9 @@ def run_cube(index, args):
                 if threshold == THRESHOLDS[0]:  # whole pipeline: deconvolution + one search
                     times[name] = (deconvolution_time.get(method, 0.0)
                                    + time.perf_counter() - start)
-                if psf is not None:  # what psf_min_snr would keep (NaN: not fitted, kept)
-                    table = found[name, threshold]
-                    kept = table[~(table["psf_snr"] < args.psf_min_snr)]
-                    found[f"{name}>={args.psf_min_snr:g}", threshold] = kept
+                if psf is not None:  # what psf_min_snr would keep
+                    found[f"{name}>={args.psf_min_snr:g}", threshold] = apply_psf_cuts(
+                        found[name, threshold], args.psf_min_snr)
                     times[f"{name}>={args.psf_min_snr:g}"] = times[name]
     for threshold in THRESHOLDS if args.psf else ():
         start = time.perf_counter()

@@ -46,6 +46,7 @@ from deepfocus_radio.models import get_pretrained_info
 from deepfocus_radio.noise import channel_noise
 from deepfocus_radio.simulation.cube import CATALOG_UNITS
 from deepfocus_radio.sources import find_sources, score_catalogs
+from deepfocus_radio.sources.psf_fit import apply_psf_cuts
 
 SEED = 4242
 CELL_ARCSEC = 0.05
@@ -177,8 +178,7 @@ def run_cube(index, args, thresholds):
             found[f"{t}+psf"] = find_sources(cube, args.model, deconvolved=deconvolved,
                                              threshold=t, psf=work / "dirty.psf.fits",
                                              progress=False)
-            refined = found[f"{t}+psf"]  # what psf_min_snr=4 keeps (NaN: not fitted)
-            found[f"{t}+psf>=4"] = refined[~(refined["psf_snr"] < 4.0)]
+            found[f"{t}+psf>=4"] = apply_psf_cuts(found[f"{t}+psf"], 4.0)  # psf_min_snr=4
         geometry = dict(beam=cube.beam, pixel_scale=CELL_ARCSEC * u.arcsec,
                         channel_width=CHANNEL_HZ * u.Hz)
     return found, truth, geometry, seconds

@@ -272,7 +272,7 @@ def _run_stages(data, wcs, beam, model, stack, *, threshold, pb, progress, infer
                                  flux_fractional_error=flux_fraction, progress=progress)
     if psf is not None:
         from deepfocus_radio.sources.characterize import SkyGeometry
-        from deepfocus_radio.sources.psf_fit import refine_with_psf
+        from deepfocus_radio.sources.psf_fit import apply_psf_cuts, refine_with_psf
 
         geometry = SkyGeometry(wcs, beam, dirty_reader.shape[0])
         n_own = len(table)
@@ -285,7 +285,8 @@ def _run_stages(data, wcs, beam, model, stack, *, threshold, pb, progress, infer
         table = refine_with_psf(table, data, psf, noise=dirty_noise, geometry=geometry,
                                 flux_fractional_error=_flux_fractional_error(model, "psf_"),
                                 progress=progress)
-        table = _psf_cuts(table, n_own, psf_min_snr, dirty_candidates)
+        table = apply_psf_cuts(table, psf_min_snr, first_candidate=n_own,
+                               candidate_snr=dirty_candidates)
     if pb is not None:
         _correct_primary_beam(table, pb, dirty_reader.shape)
     return table, unsubtracted
@@ -316,26 +317,6 @@ def _with_new_detections(table, others, geometry):
     merged.meta.update(meta)
     merged["id"] = np.arange(1, len(merged) + 1)
     return merged
-
-
-def _psf_cuts(table, n_own, min_snr, dirty_candidates):
-    """Keep the deconvolved cube's sources above ``min_snr`` (NaN: not fitted, kept) and
-    the dirty cube's candidates (rows from ``n_own`` on) at ``psf_snr >= dirty_candidates``."""
-    snr = np.asarray(table["psf_snr"], dtype=float)
-    keep = np.ones(len(table), dtype=bool)
-    if min_snr is not None:
-        keep[:n_own] = ~(snr[:n_own] < float(min_snr))
-        table.meta["psf_min_snr"] = float(min_snr)
-    if dirty_candidates is not None:
-        keep[n_own:] = snr[n_own:] >= float(dirty_candidates)
-        table.meta["dirty_candidates"] = float(dirty_candidates)
-        table.meta["dirty_candidates_added"] = int(keep[n_own:].sum())
-    table.meta["psf_dropped"] = int((~keep[:n_own]).sum())
-    if keep.all():
-        return table
-    out = table[keep]
-    out["id"] = np.arange(1, len(out) + 1)
-    return out
 
 
 def _flux_fractional_error(module, prefix=""):

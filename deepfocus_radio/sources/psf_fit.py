@@ -50,7 +50,7 @@ from deepfocus_radio.sources._arrays import CubeReader
 from deepfocus_radio.sources.catalog import ERROR_COLUMNS
 from deepfocus_radio.sources.characterize import _unit_scale
 
-__all__ = ["refine_with_psf", "PsfReader"]
+__all__ = ["refine_with_psf", "apply_psf_cuts", "PsfReader"]
 
 #: Half width of the summed line window, in line FWHM.
 WINDOW = 1.2
@@ -230,14 +230,46 @@ def refine_with_psf(table, dirty, psf, *, noise, geometry, iterations=2, shape_p
     out["psf_snr"] = significance
     out.meta["psf_refined"] = int(refined.sum())
     out.meta["psf_flux_fractional_error"] = float(flux_fractional_error)
-    out.meta["psf_dropped"] = 0
+    return apply_psf_cuts(out, min_snr)
+
+
+def apply_psf_cuts(table, min_snr=None, *, first_candidate=None, candidate_snr=None):
+    """The rows of a refined catalogue that pass their ``psf_snr`` cuts (a copy).
+
+    Parameters
+    ----------
+    table : `~astropy.table.QTable`
+        A catalogue from :func:`refine_with_psf` (with its ``psf_snr`` column).
+    min_snr : float, optional
+        Rows (before ``first_candidate``) below it are dropped; NaN (not fitted) is kept.
+    first_candidate : int, optional
+        Rows from this one on are candidates that must prove themselves: they are kept
+        only at ``psf_snr >= candidate_snr`` (NaN: dropped).
+    candidate_snr : float, optional
+        The candidates' cut.
+
+    Returns
+    -------
+    `~astropy.table.QTable`
+        The kept rows, ``id`` renumbered from 1; ``meta['psf_dropped']`` counts the rows
+        dropped by ``min_snr``, ``meta['dirty_candidates_added']`` the candidates kept.
+    """
+    snr = np.asarray(table["psf_snr"], dtype=float)
+    n_own = len(table) if first_candidate is None else int(first_candidate)
+    keep = np.ones(len(table), dtype=bool)
     if min_snr is not None:
-        keep = ~(significance < float(min_snr))  # NaN (not fitted): kept
-        out = out[keep]
-        if "id" in out.colnames:
-            out["id"] = np.arange(1, len(out) + 1)
-        out.meta["psf_dropped"] = int((~keep).sum())
+        keep[:n_own] = ~(snr[:n_own] < float(min_snr))
+    if candidate_snr is not None:
+        keep[n_own:] = snr[n_own:] >= float(candidate_snr)
+    out = table[keep]
+    if "id" in out.colnames:
+        out["id"] = np.arange(1, len(out) + 1)
+    out.meta["psf_dropped"] = int((~keep[:n_own]).sum())
+    if min_snr is not None:
         out.meta["psf_min_snr"] = float(min_snr)
+    if candidate_snr is not None:
+        out.meta["dirty_candidates"] = float(candidate_snr)
+        out.meta["dirty_candidates_added"] = int(keep[n_own:].sum())
     return out
 
 
