@@ -231,10 +231,11 @@ def _given_deconvolution(deconvolved, shape):
 
 def _run_stages(data, wcs, beam, model, stack, *, threshold, pb, progress, inference,
                 detect_options, contsub, deconvolved, psf=None, psf_min_snr=None,
-                dirty_candidates=None):
+                dirty_candidates=None, dirty_noise=None):
     dirty_reader = CubeReader(data)
-    noise = channel_noise(_PlaneView(dirty_reader))
-    dirty_noise = noise
+    if dirty_noise is None:  # one pass over the cube; the dirty-candidate search reuses it
+        dirty_noise = channel_noise(_PlaneView(dirty_reader))
+    noise = dirty_noise
     searched_noise = None
     if model is not None:  # loaded once: for the deconvolution and for its card
         from deepfocus_radio.models import load_model
@@ -280,7 +281,7 @@ def _run_stages(data, wcs, beam, model, stack, *, threshold, pb, progress, infer
             dirty_table, _ = _run_stages(
                 data, wcs, beam, None, stack, threshold=max(threshold, dirty_candidates),
                 pb=None, progress=progress, inference=inference, detect_options=detect_options,
-                contsub=contsub, deconvolved=None)
+                contsub=contsub, deconvolved=None, dirty_noise=dirty_noise)
             table = _with_new_detections(table, dirty_table, geometry)
         table = refine_with_psf(table, data, psf, noise=dirty_noise, geometry=geometry,
                                 flux_fractional_error=_flux_fractional_error(model, "psf_"),
