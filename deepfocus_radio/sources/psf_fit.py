@@ -319,11 +319,10 @@ class _SourceModel:
         return np.sqrt(max(variance, 0.0)) / FWHM_TO_SIGMA, centre
 
     def replaced(self, params):
+        """A copy with ``(flux, x, y)`` or ``(flux, x, y, major, minor, angle)`` replaced."""
         flux, x, y = params[:3]
         major, minor, angle = (params[3:] if len(params) == 6
                                else (self.sigma_major, self.sigma_minor, self.angle))
-        if minor > major:
-            major, minor, angle = minor, major, angle + np.pi / 2
         return _SourceModel(float(flux), float(x), float(y), float(major), float(minor),
                             float(np.mod(angle, np.pi)), self.profile, self.dv, self.point,
                             self.continuum)
@@ -564,7 +563,18 @@ class _Fitter:
             return None
         jac = result.jac
         covariance = np.linalg.pinv(jac.T @ jac)
-        return np.array(result.x, dtype=float), np.sqrt(np.clip(np.diag(covariance), 0, None))
+        return _major_first(np.array(result.x, dtype=float),
+                            np.sqrt(np.clip(np.diag(covariance), 0, None)))
+
+
+def _major_first(params, errors):
+    """Fitted ``(flux, x, y, a, b, angle)`` and their errors with ``a >= b``: a fit may
+    end with the axes swapped, and then the angle turns by 90 deg and the axes' errors
+    swap with them."""
+    if len(params) == 6 and params[4] > params[3]:
+        params[[3, 4]], errors[[3, 4]] = params[[4, 3]], errors[[4, 3]]
+        params[5] += np.pi / 2
+    return params, errors
 
 
 class _Convolver:

@@ -240,3 +240,16 @@ def test_dirty_candidates_recover_a_source_the_deconvolution_lost(sim):
     assert near_lost(found).sum() == 1 and added >= 1 and len(found) == len(without) + added
     assert found["psf_snr"][near_lost(found)][0] >= 5
     assert list(found["id"]) == list(range(1, len(found) + 1))
+
+
+def test_swapped_axes_keep_their_errors():
+    """A fit that ends with the minor axis longer reports the axes major first, the angle
+    turned by 90 deg, and each axis with its own error."""
+    from deepfocus_radio.sources.psf_fit import _major_first
+
+    params, errors = _major_first(np.array([1.0, 5.0, 6.0, 1.0, 2.0, 0.3]),
+                                  np.array([0.1, 0.01, 0.02, 0.05, 0.4, 0.03]))
+    np.testing.assert_allclose(params, [1.0, 5.0, 6.0, 2.0, 1.0, 0.3 + np.pi / 2])
+    np.testing.assert_allclose(errors, [0.1, 0.01, 0.02, 0.4, 0.05, 0.03])
+    point, point_errors = _major_first(np.array([1.0, 5.0, 6.0]), np.array([0.1, 0.01, 0.02]))
+    np.testing.assert_allclose(point, [1.0, 5.0, 6.0])
