@@ -22,7 +22,8 @@ def test_tiled_equals_whole_for_receptive_field_within_halo(cube):
     model = conv_stack(layers=3)  # receptive field radius 3 voxels
     halo = (3, 3, 3)
     expected = whole_pass(model, cube, channel_noise(cube))
-    result = predict_tiled(cube, model, tile=(8, 14, 16), halo=halo, batch_size=3, progress=False)
+    result = predict_tiled(cube, model, tile=(8, 14, 16), halo=halo, batch_size=3, device="cpu",
+                           progress=False)
     assert isinstance(result, np.ndarray) and result.dtype == np.float32
     np.testing.assert_array_equal(np.isnan(result), np.isnan(cube))  # NaN restored
     finite = np.isfinite(cube)
@@ -58,7 +59,8 @@ def test_default_like_unet_within_1e3_of_whole_with_halo_24(rng):
     data[6:9, 30:36, 40:46] += 10.0
     halo = (4, 24, 24)
     expected = whole_pass(model, data, channel_noise(data))
-    result = predict_tiled(data, model, tile=(16, 64, 64), halo=halo, progress=False)
+    result = predict_tiled(data, model, tile=(16, 64, 64), halo=halo, device="cpu",
+                           progress=False)
     deviation = np.max(np.abs(result - expected)) / np.ptp(expected)
     assert deviation < 1e-3
 
@@ -81,7 +83,7 @@ def test_noise_normalization_is_global_and_can_be_given(cube):
     given = np.linspace(0.5, 2.0, cube.shape[0])
     expected = whole_pass(model, cube, given)
     result = predict_tiled(cube, model, tile=(6, 20, 20), halo=(2, 2, 2), noise=given,
-                           progress=False)
+                           device="cpu", progress=False)
     np.testing.assert_allclose(result, expected, atol=1e-5, equal_nan=True)
     # normalization makes a nonlinear network scale with its input
     scaled = predict_tiled(cube * 1000, model, tile=(6, 20, 20), halo=(2, 2, 2), progress=False)
@@ -103,7 +105,8 @@ def test_linear_blend_exact_for_pointwise_model(cube):
 def test_tile_larger_than_cube_is_shrunk_with_warning(cube):
     model = conv_stack(layers=2)
     with pytest.warns(TileShrunkWarning, match=r"using tile=\(14, 40, 44\)"):
-        result = predict_tiled(cube, model, tile=(64, 64, 64), halo=(2, 2, 2), progress=False)
+        result = predict_tiled(cube, model, tile=(64, 64, 64), halo=(2, 2, 2), device="cpu",
+                               progress=False)
     expected = whole_pass(model, cube, channel_noise(cube))
     np.testing.assert_allclose(result, expected, atol=1e-5, equal_nan=True)
 
@@ -226,11 +229,11 @@ def test_shipped_model_tiled_equals_whole_at_the_defaults(rng):
     anything: within 1e-4 of the single whole-cube pass (measured ~1e-6)."""
     from deepfocus_radio.models import load_model
 
-    model = load_model("alma")
+    model = load_model("alma", device="cpu")
     data = rng.normal(size=(37, 130, 150)).astype(np.float32)
     data[12:18, 60:70, 100:112] += 8.0  # a source on a seam between tiles
     expected = whole_pass(model, data, channel_noise(data))
-    result = predict_tiled(data, model, progress=False)
+    result = predict_tiled(data, model, device="cpu", progress=False)
     assert np.max(np.abs(result - expected)) / np.ptp(expected) < 1e-4
 
 
@@ -250,3 +253,22 @@ def test_shipped_model_card_sets_the_default_tiling():
     settings = resolve_tiling((64, 256, 256), changed, 3)
     assert (settings.tile, settings.halo) == ((16, 64, 64), (4, 16, 16))
     assert resolve_tiling((64, 256, 256), changed, 3, tile=(32, 96, 96)).tile == (32, 96, 96)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_shipped_model_on_cuda_matches_cpu():
+    """The shipped model on CUDA (float32, TF32 convolutions allowed by torch's defaults)
+    and with bfloat16 autocast, against the CPU, in units of the cube's noise."""
+    from deepfocus_radio.simulation import AlmaConfig, simulate_alma_cube
+
+    sim = simulate_alma_cube(AlmaConfig(image_shape=(64, 64), n_channels_range=(24, 24)),
+                             seed=5)
+    noise = channel_noise(sim.dirty)
+    cpu = predict_tiled(sim.dirty, "alma", device="cpu", progress=False)
+    gpu = predict_tiled(sim.dirty, "alma", device="cuda", progress=False)
+    amp = predict_tiled(sim.dirty, "alma", device="cuda", amp=True, progress=False)
+    in_noise = lambda a: np.abs(a - cpu) / noise[:, None, None]  # noqa: E731
+    assert gpu.dtype == amp.dtype == np.float32 and gpu.shape == cpu.shape
+    assert in_noise(gpu).max() < 0.05, in_noise(gpu).max()
+    assert in_noise(amp).max() < 0.5, in_noise(amp).max()
+    assert np.median(in_noise(amp)) < 0.02

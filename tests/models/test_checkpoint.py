@@ -78,7 +78,7 @@ def test_pt_with_code_is_refused_by_weights_only(tmp_path):
     torch.save({"state_dict": model.state_dict(), "config": model.config,
                 "extra": _Payload(str(marker))}, path)
     with pytest.raises(CheckpointError, match=r"refused to load .*evil.pt.*\(Unsupported "
-                                              r"global: GLOBAL io.open\), which torch.load\(weights_only=True\) will "
+                                              r"global: GLOBAL _?io.open\), which torch.load\(weights_only=True\) will "
                                               r"not run"):
         load_model(path)
     assert not marker.exists()
@@ -246,4 +246,4 @@ def test_state_dict_of_a_wrapped_model_loads(tmp_path, prefix):
     torch.save({"state_dict": state, "config": model.config}, path)
     inputs = torch.randn(1, 1, 12, 12)
     with torch.no_grad():
-        assert torch.equal(load_model(path)(inputs), model(inputs))
+        assert torch.equal(load_model(path, device="cpu")(inputs), model(inputs))
