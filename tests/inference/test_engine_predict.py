@@ -86,8 +86,10 @@ def test_noise_normalization_is_global_and_can_be_given(cube):
                            device="cpu", progress=False)
     np.testing.assert_allclose(result, expected, atol=1e-5, equal_nan=True)
     # normalization makes a nonlinear network scale with its input
-    scaled = predict_tiled(cube * 1000, model, tile=(6, 20, 20), halo=(2, 2, 2), progress=False)
-    plain = predict_tiled(cube, model, tile=(6, 20, 20), halo=(2, 2, 2), progress=False)
+    scaled = predict_tiled(cube * 1000, model, tile=(6, 20, 20), halo=(2, 2, 2), device="cpu",
+                           progress=False)
+    plain = predict_tiled(cube, model, tile=(6, 20, 20), halo=(2, 2, 2), device="cpu",
+                          progress=False)
     np.testing.assert_allclose(scaled, plain * 1000, rtol=1e-4, atol=1e-3, equal_nan=True)
     with pytest.raises(InputDataError, match="noise must be"):
         predict_tiled(cube, model, tile=(6, 20, 20), halo=(2, 2, 2), noise=[1.0, 2.0],
