@@ -19,10 +19,44 @@ __all__ = [
     "jyperbeam_to_jy",
     "channel_width_kms",
     "FWHM_TO_SIGMA",
+    "HI_REST_FREQUENCY",
+    "is_hi_cube",
 ]
 
 #: Multiply a FWHM by this to get the Gaussian sigma.
 FWHM_TO_SIGMA = 1.0 / np.sqrt(8.0 * np.log(2.0))
+
+#: Rest frequency of the HI 21 cm line, Hz.
+HI_REST_FREQUENCY = 1420405751.768
+
+
+def is_hi_cube(wcs, nchan):
+    """Whether a cube holds the HI 21 cm line.
+
+    True when its rest frequency (``RESTFRQ``) is HI's (to 0.1%), or, without one, when
+    its spectral axis is in frequency and lies at or below HI's rest frequency (the HI
+    band: no other common radio line is observed there).
+
+    Parameters
+    ----------
+    wcs : `~astropy.wcs.WCS`
+        The cube's WCS (with a spectral axis; a 2D image gives False).
+    nchan : int
+        Number of channels.
+    """
+    wcs = wcs.deepcopy()
+    wcs.wcs.set()  # has_spectral reads the axis types that set() parses
+    if not wcs.has_spectral:
+        return False
+    rest = float(wcs.wcs.restfrq or 0.0)
+    if rest > 0:
+        return abs(rest / HI_REST_FREQUENCY - 1.0) < 1e-3
+    spectral = wcs.spectral
+    if not u.Unit(spectral.world_axis_units[0]).is_equivalent(u.Hz):
+        return False
+    ends = u.Quantity(spectral.pixel_to_world_values([0, nchan - 1]),
+                      spectral.world_axis_units[0]).to_value(u.Hz)
+    return bool(np.all(ends <= HI_REST_FREQUENCY * 1.001))
 
 
 def east_is_left(wcs):

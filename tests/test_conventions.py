@@ -107,3 +107,28 @@ def test_channel_noise_reads_in_chunks(rng):
     np.testing.assert_allclose(channel_noise(data, chunks=(1,) * 7), whole)
     with pytest.raises(ValueError, match="do not sum to the 7 channels"):
         channel_noise(data, chunks=(3, 3))
+
+
+@pytest.mark.parametrize("ctype, crval, cdelt, restfrq, expected", [
+    ("FREQ", 1.2e9, 30e3, None, True),  # the HI band, no rest frequency given
+    ("FREQ", 1.2e9, 30e3, 1420405751.768, True),
+    ("VRAD", 3000.0, 5.0, 1420405751.768, True),  # a velocity axis of HI
+    ("FREQ", 230e9, 2e6, None, False),  # ALMA band 6
+    ("VRAD", 3000.0, 5.0, 115.2712018e9, False),  # CO(1-0)
+    ("FREQ", 1.4e9, 30e3, 1.6654018e9, False),  # OH at 1665 MHz, redshifted
+])
+def test_is_hi_cube(ctype, crval, cdelt, restfrq, expected):
+    from astropy.wcs import WCS
+
+    from deepfocus_radio.conventions import is_hi_cube
+
+    wcs = WCS(naxis=3)
+    wcs.wcs.ctype = ["RA---SIN", "DEC--SIN", ctype]
+    wcs.wcs.cunit = ["deg", "deg", "Hz" if ctype == "FREQ" else "km/s"]
+    wcs.wcs.crval = [150.0, 2.0, crval]
+    wcs.wcs.cdelt = [-1e-4, 1e-4, cdelt]
+    wcs.wcs.crpix = [1, 1, 1]
+    if restfrq:
+        wcs.wcs.restfrq = restfrq
+    assert is_hi_cube(wcs, 64) is expected
+    assert not is_hi_cube(wcs.celestial, 64)

@@ -40,6 +40,9 @@ def add_arguments(parser):
     parser.add_argument("--dirty-candidates", type=float, default=None, metavar="SNR",
                         help="with --psf: also add the dirty cube's own detections that the "
                              "network's catalogue lacks, when their PSF fit reaches this SNR")
+    parser.add_argument("--deblend", choices=["auto", "on", "off"], default="auto",
+                        help="split touching sources (default auto: on, except in HI 21 cm "
+                             "cubes, where it would split rotating discs)")
     parser.add_argument("--device", default=None, help="torch device (default: cuda if present)")
     parser.add_argument("--tile", type=int, nargs=3, metavar=("CHAN", "Y", "X"), default=None,
                         help="inference tile size")
@@ -58,6 +61,7 @@ def run(args):
     table = find_sources(args.input, model=model, threshold=args.threshold, pb=args.pb,
                          psf=args.psf, psf_min_snr=args.psf_min_snr,
                          dirty_candidates=args.dirty_candidates,
+                         deblend={"on": True, "off": False}.get(args.deblend, "auto"),
                          device=args.device, tile=args.tile, progress=not args.quiet)
     path = write_catalog(table, args.out, format=args.format, overwrite=args.overwrite)
     if not args.quiet:

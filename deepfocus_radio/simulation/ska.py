@@ -6,7 +6,7 @@ from astropy import units as u
 from astropy.table import Table
 from radio_beam import Beam
 
-from deepfocus_radio.conventions import channel_width_kms
+from deepfocus_radio.conventions import HI_REST_FREQUENCY, channel_width_kms
 from deepfocus_radio.simulation.alma import (
     _beam_pixels,
     _log_uniform,
@@ -27,8 +27,6 @@ from deepfocus_radio.simulation.observe import observe
 
 __all__ = ["simulate_ska_cube", "sdc2_table", "HI_REST_FREQUENCY", "SDC2_COLUMNS", "SOURCE_COLUMNS"]
 
-#: Rest frequency of the HI 21 cm line, Hz.
-HI_REST_FREQUENCY = 1420405751.768
 
 #: Columns of the SDC2 truth catalogue, in order.
 SDC2_COLUMNS = ("id", "ra", "dec", "hi_size", "line_flux_integral", "central_freq", "pa", "i", "w20")

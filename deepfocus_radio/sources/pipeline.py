@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 from astropy import units as u
 
+from deepfocus_radio.conventions import is_hi_cube
 from deepfocus_radio.exceptions import ConfigError, InputDataError
 from deepfocus_radio.noise import channel_noise
 from deepfocus_radio.sources._arrays import CubeReader
@@ -101,7 +102,7 @@ def _checked(data, wcs, beam):
 def find_sources(cube, model="alma", *, threshold=4.0, tile=None, halo=None, batch_size=None,
                  device=None, pb=None, psf=None, psf_min_snr=None, dirty_candidates=None,
                  subtract_continuum=True, deconvolved=None, return_deconvolved=False,
-                 progress=True, **detect_options):
+                 deblend="auto", progress=True, **detect_options):
     """Find and characterize the sources of a dirty cube.
 
     Noise of the dirty cube (robust, per channel) -> ``deconvolve(cube, model)`` ->
@@ -152,6 +153,12 @@ def find_sources(cube, model="alma", *, threshold=4.0, tile=None, halo=None, bat
         still comes from the dirty ``cube``.
     return_deconvolved : bool, optional
         Also return the searched (deconvolved) cube, before continuum subtraction.
+    deblend : {"auto", True, False}, optional
+        Split touching sources (:func:`detect_sources`). ``"auto"``: yes, except in HI
+        21 cm cubes (:func:`~deepfocus_radio.conventions.is_hi_cube`), where it would split
+        a rotating disc at its double-horned line: on simulated SKA cubes, 2.3 detections
+        per galaxy in the noiseless cube and 3.4 in the dirty cube, against 0.9 and 1.7
+        without deblending. SoFiA, the HI finder, does not deblend either.
     progress : bool, optional
         Progress bars.
     **detect_options
@@ -174,7 +181,12 @@ def find_sources(cube, model="alma", *, threshold=4.0, tile=None, halo=None, bat
     if (psf_min_snr is not None or dirty_candidates is not None) and psf is None:
         raise ConfigError("psf_min_snr and dirty_candidates need psf= (the significance comes "
                           "from the PSF fits)")
+    if deblend not in ("auto", True, False):
+        raise ConfigError(f"deblend={deblend!r}: use 'auto', True or False")
     with open_dirty(cube) as (data, wcs, beam):
+        if deblend == "auto":
+            deblend = not is_hi_cube(wcs, data.shape[0]) if len(data.shape) == 3 else True
+        detect_options = {**detect_options, "deblend": deblend}
         table, searched = _pipeline(
             data, wcs, beam, model, threshold=threshold, pb=pb, progress=progress,
             inference=dict(tile=tile, halo=halo, batch_size=batch_size, device=device),

@@ -203,3 +203,24 @@ def test_find_sources_on_cuda_gives_the_cpu_catalogue():
     np.testing.assert_allclose(gpu["z"].value, cpu["z"].value, atol=0.05)
     np.testing.assert_allclose(gpu["flux"].value, cpu["flux"].value, rtol=0.01)
     assert gpu.meta["model_sha256"] == cpu.meta["model_sha256"]
+
+
+def test_hi_cubes_are_not_deblended_by_default():
+    """A rotating HI disc has a double-horned line, two peaks at offset positions:
+    deblending splits it. deblend='auto' leaves HI cubes whole (as SoFiA does)."""
+    from deepfocus_radio.simulation import simulate_ska_cube
+    from deepfocus_radio.sources import score_catalog
+
+    sim = simulate_ska_cube(dict(image_shape=(64, 64), n_channels_range=(48, 48),
+                                 n_sources_range=(2, 2), snr_range=(20, 40), blend_fraction=0.0),
+                            seed=4)
+    dirty, clean = sim.to_spectral_cube("dirty"), sim.to_spectral_cube("clean")
+    geometry = dict(beam=sim.beam, pixel_scale=sim.pixel_scale,
+                    channel_width=abs(sim.header["CDELT3"]) * u.Hz)
+    whole = find_sources(dirty, None, deconvolved=clean, progress=False)
+    assert len(whole) == 2
+    assert score_catalog(whole, sim.truth_catalog(), **geometry).completeness == 1.0
+    split = find_sources(dirty, None, deconvolved=clean, deblend=True, progress=False)
+    assert len(split) > 3  # each disc in pieces
+    with pytest.raises(ConfigError, match="deblend='yes'"):
+        find_sources(dirty, None, deblend="yes", progress=False)
