@@ -18,7 +18,7 @@ from deepfocus_radio.sources._linking import Segment
 __all__ = ["deblend_segment"]
 
 
-def deblend_segment(segment, data, noise, *, min_distance=2, contrast=0.75, prominence=3.0):
+def deblend_segment(segment, data, noise, *, min_distance=2, contrast=0.9, prominence=3.0):
     """Split one object into sources.
 
     Parameters

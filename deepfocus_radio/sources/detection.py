@@ -103,8 +103,8 @@ class Detections:
 
 def detect_sources(cube, *, noise, wcs=None, beam=None, noise_cube=None, threshold=4.0,
                    kernels_xy=(0, 3, 6), kernels_z=(0, 3, 7), min_pixels=5, min_channels=2,
-                   deblend=True, deblend_contrast=0.75, deblend_prominence=3.0,
-                   reliability=True, min_reliability=0.9, min_peak_snr=0.0, chunks=None,
+                   deblend=True, deblend_contrast=0.9, deblend_prominence=3.0,
+                   deblend_noise=None, reliability=True, min_reliability=0.9, min_peak_snr=0.0, chunks=None,
                    mask=None, progress=False):
     """Find sources with a multi-scale smooth+clip finder.
 
@@ -140,6 +140,11 @@ def detect_sources(cube, *, noise, wcs=None, beam=None, noise_cube=None, thresho
         Split touching sources (:func:`deblend_segment`).
     deblend_contrast, deblend_prominence : float, optional
         Deblending criteria (see :mod:`deepfocus_radio.sources.deblend`).
+    deblend_noise : array-like of shape (nchan,), optional
+        The noise rms, per channel and in the cube's unit, that a split must stand
+        ``deblend_prominence`` times above its saddle: the noise that makes false saddles
+        in ``cube``. Default ``noise`` (right for a dirty cube); :func:`find_sources`
+        passes a deconvolved cube's own noise (see ``DENOISED_NOISE_FLOOR`` there).
     reliability : bool, optional
         Search the negated cube and estimate reliabilities (:mod:`.reliability`).
     min_reliability : float, optional
@@ -188,6 +193,8 @@ def detect_sources(cube, *, noise, wcs=None, beam=None, noise_cube=None, thresho
     if deblend:
         split = dict(min_distance=max(1, int(round(beam_pix / 2))) if beam_pix else 2,
                      contrast=deblend_contrast, prominence=deblend_prominence)
+        split["noise"] = noise if deblend_noise is None else _channel_noise_array(
+            deblend_noise, reader)
     found = _search(reader, signs=(1.0, -1.0) if reliability else (1.0,), **search)
     segments, peak_snr, sum_snr = _measured(reader, found[1.0], noise, sign=1.0, split=split)
     rel = np.full(len(segments), np.nan)
@@ -307,12 +314,12 @@ def _levels(kernels, noise, threshold, noise_reader, beam_pix):
 def _measured(reader, segments, noise, *, sign, split):
     """Deblend the objects of one sign and measure their SNR features."""
     if split is not None:
-        segments = _deblend(reader, segments, noise, sign=sign, **split)
+        segments = _deblend(reader, segments, sign=sign, **split)
     peak_snr, sum_snr = _snr_features(reader, segments, noise, sign=sign)
     return segments, peak_snr, sum_snr
 
 
-def _deblend(reader, segments, noise, *, sign, min_distance, contrast, prominence):
+def _deblend(reader, segments, *, noise, sign, min_distance, contrast, prominence):
     parts = []
     for seg in segments:
         data = sign * reader.read(seg.slices)

@@ -24,6 +24,14 @@ from deepfocus_radio.sources.characterize import characterize_sources
 from deepfocus_radio.sources.continuum import MIN_CHANNELS, ContinuumSubtracted
 from deepfocus_radio.sources.detection import detect_sources
 
+#: A deconvolved cube's own noise (MAD) can be near 0 (the network's output is nearly
+#: noiseless), but its artefacts still make false saddles: for deblending it counts as at
+#: least this fraction of the dirty noise, so that at the default prominence (3) a split
+#: stands 1 dirty-cube rms above its saddle. Chosen on 40 calibration cubes (seeds 9090, not
+#: the test set): the network's purity at 4 sigma stayed 0.93 and the completeness of
+#: separable sources at SNR >= 5 rose from 0.944 to 0.960 (0.928 with the old contrast 0.75).
+DENOISED_NOISE_FLOOR = 1.0 / 3.0
+
 __all__ = ["find_sources", "open_dirty"]
 
 
@@ -278,8 +286,13 @@ def _run_stages(data, wcs, beam, model, stack, *, threshold, pb, progress, infer
         beam_pix = _beam_pixels(beam, wcs)
         searched = ContinuumSubtracted(searched, grow=beam_pix,
                                        min_pixels=max(1, int(np.pi / 16 * beam_pix**2)))
+    deblend_noise = None  # the dirty noise, for a dirty cube
+    if searched_noise is not None:  # a deconvolved cube: its own noise makes false saddles
+        deblend_noise = np.fmax(np.asarray(searched_noise, dtype=float),
+                                DENOISED_NOISE_FLOOR * np.asarray(noise, dtype=float))
     detections = detect_sources(searched, noise=noise, noise_cube=data, wcs=wcs, beam=beam,
-                                threshold=threshold, progress=progress, **detect_options)
+                                threshold=threshold, progress=progress,
+                                **{"deblend_noise": deblend_noise, **detect_options})
     table = characterize_sources(searched, detections, noise=noise, wcs=wcs, beam=beam,
                                  searched_noise=searched_noise, provenance=provenance,
                                  flux_fractional_error=flux_fraction, progress=progress)

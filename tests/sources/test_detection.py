@@ -195,3 +195,29 @@ def test_errors(kwargs, error, match):
 def test_rejects_four_dimensional_arrays():
     with pytest.raises(InputDataError, match="drop degenerate axes"):
         detect_sources(np.zeros((1, 4, 8, 8)), noise=1.0)
+
+
+def test_a_deconvolved_cube_is_deblended_against_its_own_noise(tmp_path):
+    """Two point sources whose fainter peak stands 1.7 dirty-cube rms above their saddle.
+    Against the dirty noise (3 rms needed) they stay one; a deconvolved, here noiseless,
+    cube has no noise to make such a saddle, and find_sources splits it (a split must stand
+    3 x max(the cube's own noise, a third of the dirty noise) above its saddle)."""
+    from astropy.io import fits
+    from source_helpers import build_cube
+
+    from deepfocus_radio.sources import find_sources
+
+    sources = [dict(x=18, y=24, z=8, flux=1.0, major=0, minor=0, pa=0, line_fwhm=4),
+               dict(x=23, y=24, z=8, flux=0.6, major=0, minor=0, pa=0, line_fwhm=4)]
+    clean, dirty, _, header = build_cube((16, 48, 48), sources, noise=0.02, seed=1)
+    noise = channel_noise(dirty)
+    saddle, faint = clean[8, 24, 18:24].min(), clean[8, 24, 21:24].max()
+    assert 1.2 < (faint - saddle) / np.median(noise) < 2.4
+    beam = 0.5 / 0.1 * 0.35 / 0.1  # FWHM**2, pixels**2
+    options = dict(noise=noise, beam=np.sqrt(beam), reliability=False)
+    assert len(detect_sources(clean, **options)) == 1
+    assert len(detect_sources(clean, deblend_noise=noise / 3, **options)) == 2
+    path = tmp_path / "dirty.fits"
+    fits.PrimaryHDU(dirty.astype(np.float32), header=header).writeto(path)
+    found = find_sources(path, None, deconvolved=clean.astype(np.float32), progress=False)
+    assert sorted(np.round(found["x"].value)) == [18, 23]
