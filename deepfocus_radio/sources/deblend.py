@@ -15,10 +15,16 @@ from skimage.segmentation import watershed
 
 from deepfocus_radio.sources._linking import Segment
 
-__all__ = ["deblend_segment"]
+__all__ = ["deblend_segment", "CONTRAST", "PROMINENCE"]
+
+#: Default criteria: a part stays apart if its saddle is at most CONTRAST of its peak...
+CONTRAST = 0.9
+#: ... and its peak exceeds the saddle by PROMINENCE noise rms.
+PROMINENCE = 3.0
 
 
-def deblend_segment(segment, data, noise, *, min_distance=2, contrast=0.9, prominence=3.0):
+def deblend_segment(segment, data, noise, *, min_distance=2, contrast=CONTRAST,
+                    prominence=PROMINENCE):
     """Split one object into sources.
 
     Parameters

@@ -19,7 +19,7 @@ from deepfocus_radio.exceptions import ConfigError, InputDataError
 from deepfocus_radio.sources import _smoothing
 from deepfocus_radio.sources._arrays import CubeReader
 from deepfocus_radio.sources._linking import BlockLinker
-from deepfocus_radio.sources.deblend import deblend_segment
+from deepfocus_radio.sources.deblend import CONTRAST, PROMINENCE, deblend_segment
 from deepfocus_radio.sources.reliability import detection_features, reliability as _reliability
 
 __all__ = ["Detections", "detect_sources"]
@@ -103,9 +103,9 @@ class Detections:
 
 def detect_sources(cube, *, noise, wcs=None, beam=None, noise_cube=None, threshold=4.0,
                    kernels_xy=(0, 3, 6), kernels_z=(0, 3, 7), min_pixels=5, min_channels=2,
-                   deblend=True, deblend_contrast=0.9, deblend_prominence=3.0,
-                   deblend_noise=None, reliability=True, min_reliability=0.9, min_peak_snr=0.0, chunks=None,
-                   mask=None, progress=False):
+                   deblend=True, deblend_contrast=CONTRAST, deblend_prominence=PROMINENCE,
+                   deblend_noise=None, reliability=True, min_reliability=0.9, min_peak_snr=0.0,
+                   chunks=None, mask=None, progress=False):
     """Find sources with a multi-scale smooth+clip finder.
 
     Parameters
