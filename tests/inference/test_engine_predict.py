@@ -269,7 +269,10 @@ def test_shipped_model_on_cuda_matches_cpu():
     cpu = predict_tiled(sim.dirty, "alma", device="cpu", progress=False)
     gpu = predict_tiled(sim.dirty, "alma", device="cuda", progress=False)
     amp = predict_tiled(sim.dirty, "alma", device="cuda", amp=True, progress=False)
-    in_noise = lambda a: np.abs(a - cpu) / noise[:, None, None]  # noqa: E731
+
+    def in_noise(output):
+        return np.abs(output - cpu) / noise[:, None, None]
+
     assert gpu.dtype == amp.dtype == np.float32 and gpu.shape == cpu.shape
     assert in_noise(gpu).max() < 0.05, in_noise(gpu).max()
     assert in_noise(amp).max() < 0.5, in_noise(amp).max()
