@@ -167,6 +167,7 @@ def find_sources(cube, model="alma", *, threshold=4.0, tile=None, halo=None, bat
         a rotating disc at its double-horned line: on simulated SKA cubes, 2.3 detections
         per galaxy in the noiseless cube and 3.4 in the dirty cube, against 0.9 and 1.7
         without deblending. SoFiA, the HI finder, does not deblend either.
+        ``meta['deblended']`` records the choice.
     progress : bool, optional
         Progress bars.
     **detect_options
@@ -201,6 +202,7 @@ def find_sources(cube, model="alma", *, threshold=4.0, tile=None, halo=None, bat
             detect_options=detect_options, subtract_continuum=subtract_continuum,
             deconvolved=deconvolved, psf=psf, psf_min_snr=psf_min_snr,
             dirty_candidates=dirty_candidates)
+    table.meta["deblended"] = bool(deblend)  # "auto" decides by the cube: say what it chose
     return (table, searched) if return_deconvolved else table
 
 

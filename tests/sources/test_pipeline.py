@@ -218,9 +218,9 @@ def test_hi_cubes_are_not_deblended_by_default():
     geometry = dict(beam=sim.beam, pixel_scale=sim.pixel_scale,
                     channel_width=abs(sim.header["CDELT3"]) * u.Hz)
     whole = find_sources(dirty, None, deconvolved=clean, progress=False)
-    assert len(whole) == 2
+    assert len(whole) == 2 and whole.meta["deblended"] is False
     assert score_catalog(whole, sim.truth_catalog(), **geometry).completeness == 1.0
     split = find_sources(dirty, None, deconvolved=clean, deblend=True, progress=False)
-    assert len(split) > 3  # each disc in pieces
+    assert len(split) > 3 and split.meta["deblended"] is True  # each disc in pieces
     with pytest.raises(ConfigError, match="deblend='yes'"):
         find_sources(dirty, None, deblend="yes", progress=False)
