@@ -23,11 +23,13 @@ def test_evaluation_script_scores_all_methods(tmp_path):
     psf_rows = {f"{m}+psf{cut}" for m in ("deepfocus", "dirty", "clean") for cut in ("", ">=4")}
     assert set(results) == ({"deepfocus", "dirty", "true-clean", "clean", "moment0",
                              "deepfocus+psf+dirty"} | psf_rows)
-    for method in ("deepfocus", "dirty", "clean"):  # the PSF fits keep every detection...
-        for threshold, report in results[method].items():
-            assert results[f"{method}+psf"][threshold].n_found == report.n_found
+    for method in ("deepfocus", "dirty", "clean"):  # the PSF fits keep every detection,
+        for threshold, report in results[method].items():  # and may split some in two...
+            assert report.n_found <= results[f"{method}+psf"][threshold].n_found <= (
+                2 * report.n_found)
             # ...and the psf_snr cut only removes some
-            assert results[f"{method}+psf>=4"][threshold].n_found <= report.n_found
+            assert (results[f"{method}+psf>=4"][threshold].n_found
+                    <= results[f"{method}+psf"][threshold].n_found)
     saved = json.loads((tmp_path / "results.json").read_text())
     assert set(saved["chosen_thresholds"]) == set(results)
     ours = results["deepfocus"][chosen["deepfocus"]]

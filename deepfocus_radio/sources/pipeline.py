@@ -167,7 +167,10 @@ def find_sources(cube, model="alma", *, threshold=4.0, tile=None, halo=None, bat
         a rotating disc at its double-horned line: on simulated SKA cubes, 2.3 detections
         per galaxy in the noiseless cube and 3.4 in the dirty cube, against 0.9 and 1.7
         without deblending. SoFiA, the HI finder, does not deblend either.
-        ``meta['deblended']`` records the choice.
+        ``meta['deblended']`` records the choice. With ``psf``, deblending also tests
+        each bright detection for a second source merged into it, by two-component fits
+        to the dirty cube (:mod:`~deepfocus_radio.sources.psf_split`): the ``psf_split``
+        column marks the pairs, ``meta['psf_split']`` counts the sources added.
     progress : bool, optional
         Progress bars.
     **detect_options
@@ -310,14 +313,46 @@ def _run_stages(data, wcs, beam, model, stack, *, threshold, pb, progress, infer
                 pb=None, progress=progress, inference=inference, detect_options=detect_options,
                 contsub=contsub, deconvolved=None, dirty_noise=dirty_noise)
             table = _with_new_detections(table, dirty_table, geometry)
+        split = bool(detect_options.get("deblend", True))
         table = refine_with_psf(table, data, psf, noise=dirty_noise, geometry=geometry,
                                 flux_fractional_error=_flux_fractional_error(model, "psf_"),
-                                progress=progress)
+                                split=split, progress=progress)
+        if split:
+            n_own = _own_rows(table, n_own)
+            _fill_split_peaks(table, searched, noise)
         table = apply_psf_cuts(table, psf_min_snr, first_candidate=n_own,
                                candidate_snr=dirty_candidates)
     if pb is not None:
         _correct_primary_beam(table, pb, dirty_reader.shape)
     return table, unsubtracted
+
+
+def _own_rows(table, n_own):
+    """Rows of a split catalogue up to the ``n_own``-th row as detected: the sources split
+    from a detection follow it, so a dirty candidate's split stays a candidate."""
+    detected = np.flatnonzero(np.asarray(table["psf_split"]) != 2)
+    return int(detected[n_own]) if n_own < detected.size else len(table)
+
+
+def _fill_split_peaks(table, searched, noise):
+    """``peak``, ``peak_err`` and ``snr`` of the sources split by the PSF fits, read in the
+    searched cube at their centres (``noise``: the dirty noise in the searched cube's
+    unit, per channel)."""
+    from deepfocus_radio.sources.characterize import _unit_scale
+
+    rows = np.flatnonzero(np.asarray(table["psf_split"]) == 2)
+    if rows.size == 0:
+        return
+    reader = CubeReader(searched)
+    to_jy, _ = _unit_scale(reader)
+    shape = reader.shape
+    for index in rows:
+        z, y, x = (int(np.clip(np.rint(table[name][index].value), 0, n - 1))
+                   for name, n in zip(("z", "y", "x"), shape))
+        value = float(reader.read((slice(z, z + 1), slice(y, y + 1), slice(x, x + 1)))[0, 0, 0])
+        table["peak"][index] = value * to_jy * u.Jy / u.beam
+        table["peak_err"][index] = noise[z] * to_jy * u.Jy / u.beam
+        table["snr"][index] = value / noise[z]
 
 
 def _with_new_detections(table, others, geometry):

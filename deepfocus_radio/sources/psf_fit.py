@@ -73,6 +73,9 @@ MAX_FLUX_CHANGE = 2.0
 MIN_SIGMA = 0.3
 #: Neighbours farther than this many beams (plus the sizes) are not subtracted.
 NEIGHBOUR_REACH = 10.0
+#: The ``psf_split`` column's description.
+SPLIT_DESCRIPTION = ("0: one source; 1: the brighter of two sources that a two-component fit "
+                     "found in one detection; 2: the other, split from the row before")
 #: Tolerance on the PSF's peak value (it must be normalized to 1).
 PEAK_TOLERANCE = 0.02
 
@@ -151,7 +154,7 @@ class PsfReader:
 
 
 def refine_with_psf(table, dirty, psf, *, noise, geometry, iterations=2, shape_prior=SHAPE_PRIOR,
-                    flux_fractional_error=0.0, min_snr=None, progress=True):
+                    flux_fractional_error=0.0, min_snr=None, split=False, progress=True):
     """Refine fluxes, centres, sizes and PAs by fitting PSF-convolved models to the dirty cube.
 
     Parameters
@@ -180,6 +183,11 @@ def refine_with_psf(table, dirty, psf, *, noise, geometry, iterations=2, shape_p
         cube once the neighbours and their sidelobes are subtracted) is below this: a
         PSF sidelobe or deconvolution artefact that the deconvolved cube showed as a
         source has no flux of its own in the dirty cube. Rows not fitted are kept.
+    split : bool, optional
+        Also test each bright source for a second source merged into it
+        (:mod:`~deepfocus_radio.sources.psf_split`); a split inserts the second source
+        after the row it was split from and refits all rows once more. Leave it off
+        for HI discs, whose double-horned lines a two-source model would split.
     progress : bool, optional
         Progress bar.
 
@@ -190,7 +198,11 @@ def refine_with_psf(table, dirty, psf, *, noise, geometry, iterations=2, shape_p
         failed); ``meta['psf_refined']`` is the number of rows refined,
         ``meta['psf_dropped']`` the number dropped by ``min_snr``. ``flux_err`` of a
         refined row is the fit's (from the Jacobian, with residuals in noise per beam)
-        and ``flux_fractional_error * flux`` in quadrature.
+        and ``flux_fractional_error * flux`` in quadrature. With ``split``: a
+        ``psf_split`` column (0: one source; 1: the brighter of a split pair, the row
+        as detected; 2: the source split from the row before it, whose ``peak``,
+        ``snr`` and ``reliability`` are NaN: it has no peak of its own in the searched
+        cube) and ``meta['psf_split']``, the number of sources added.
     """
     reader = CubeReader(dirty)
     if reader.ndim != 3:
@@ -205,13 +217,41 @@ def refine_with_psf(table, dirty, psf, *, noise, geometry, iterations=2, shape_p
     noise = np.asarray(noise, dtype=float).reshape(-1)
     if noise.size != reader.shape[0]:
         raise InputDataError(f"noise has {noise.size} values for {reader.shape[0]} channels")
-    models = [_SourceModel.from_row(row, geometry, reader.shape[0]) for row in table]
-    catalogued = [model.flux for model in models]
-    refined = np.zeros(len(table), dtype=bool)
-    errors = [None] * len(table)
-    significance = np.full(len(table), np.nan)
     to_jy, _ = _unit_scale(reader)  # the characterizer's rule: Jy/beam or an error
     fitter = _Fitter(reader, psf, noise * to_jy, geometry, shape_prior, scale=to_jy)
+    models = [_SourceModel.from_row(row, geometry, reader.shape[0]) for row in table]
+    models, errors, significance = _refine_all(fitter, models, iterations, progress)
+    kind = np.zeros(len(out))
+    if split:
+        from deepfocus_radio.sources.psf_split import find_splits
+
+        splits = find_splits(fitter, models, significance,
+                             progress=lambda rows: _progress(rows, progress, "blend tests"))
+        if splits:
+            out, models, kind, split_snr = _insert_splits(out, models, splits, geometry,
+                                                          flux_fractional_error)
+            models, errors, significance = _refine_all(fitter, models, iterations, progress)
+            significance = np.where(np.isfinite(significance), significance, split_snr)
+        out.meta["psf_split"] = int(np.sum(kind == 2))
+    refined = np.array([error is not None for error in errors], dtype=bool)
+    for index in np.flatnonzero(refined):
+        _write_row(out, index, models[index], errors[index], geometry, flux_fractional_error)
+    out["psf_snr"] = significance
+    if split:
+        out["psf_split"] = kind
+        out["psf_split"].info.description = SPLIT_DESCRIPTION
+    out.meta["psf_refined"] = int(refined.sum())
+    out.meta["psf_flux_fractional_error"] = float(flux_fractional_error)
+    return apply_psf_cuts(out, min_snr)
+
+
+def _refine_all(fitter, models, iterations, progress):
+    """Fit every source ``iterations`` times, each pass subtracting the neighbours as last
+    fitted. Returns the models, the fit errors (None where not refined: the fit failed or
+    changed the flux by more than ``MAX_FLUX_CHANGE``) and the significances."""
+    before = [model.flux for model in models]
+    errors = [None] * len(models)
+    significance = np.full(len(models), np.nan)
     for _ in range(max(int(iterations), 1)):
         updated = list(models)
         fitter.index_neighbours(models)
@@ -221,17 +261,56 @@ def refine_with_psf(table, dirty, psf, *, noise, geometry, iterations=2, shape_p
                 continue
             model, error = result
             significance[index] = model.flux / error[0] if error[0] > 0 else np.nan
-            before = catalogued[index]
-            if not before / MAX_FLUX_CHANGE < model.flux < before * MAX_FLUX_CHANGE:
+            if not before[index] / MAX_FLUX_CHANGE < model.flux < before[index] * MAX_FLUX_CHANGE:
                 continue
-            updated[index], errors[index], refined[index] = model, error, True
+            updated[index], errors[index] = model, error
         models = updated
-    for index in np.flatnonzero(refined):
-        _write_row(out, index, models[index], errors[index], geometry, flux_fractional_error)
-    out["psf_snr"] = significance
-    out.meta["psf_refined"] = int(refined.sum())
-    out.meta["psf_flux_fractional_error"] = float(flux_fractional_error)
-    return apply_psf_cuts(out, min_snr)
+    fitter.index_neighbours(models)
+    return models, errors, significance
+
+
+def _insert_splits(table, models, splits, geometry, fraction):
+    """The catalogue and models with each split's second source inserted after the row it
+    was split from; both rows carry the split fit's values until they are refined again.
+    Returns the table, the models, each row's ``psf_split`` kind and the split
+    significances (NaN but for the second sources)."""
+    from astropy.table import vstack
+
+    by_index = {split.index: split for split in splits}
+    rows, new_models, kind, split_snr = [], [], [], []
+    for index, model in enumerate(models):
+        split = by_index.get(index)
+        row = table[index:index + 1].copy()
+        if split is None:
+            rows.append(row), new_models.append(model), kind.append(0), split_snr.append(np.nan)
+            continue
+        second = row.copy()
+        for name in ERROR_COLUMNS + ["peak", "snr", "reliability"]:
+            if name in second.colnames:
+                second[name] = np.nan * (second[name].unit or 1)
+        for part, fitted, errors in ((row, split.primary, split.errors),
+                                     (second, split.secondary, split.secondary_errors)):
+            _write_row(part, 0, fitted, errors[:3], geometry, fraction)
+            _write_line(part, 0, fitted, errors, geometry)
+        rows += [row, second]
+        new_models += [split.primary, split.secondary]
+        kind += [1, 2]
+        split_snr += [np.nan, split.significance]
+    out = vstack(rows, metadata_conflicts="silent")
+    out.meta.clear()
+    out.meta.update(table.meta)
+    return out, new_models, np.array(kind, dtype=float), np.array(split_snr)
+
+
+def _write_line(table, index, model, errors, geometry):
+    """Line centre (channel, frequency) and FWHM of a model from a split fit; ``errors[4]``
+    is the error of the line's sigma, channels."""
+    fwhm, centre = model.fwhm_channels()
+    dv = geometry.velocity_width(centre)
+    table["z"][index] = centre * u.pix
+    table["freq"][index] = geometry.frequency(centre) * u.Hz
+    table["line_fwhm"][index] = fwhm * dv * u.km / u.s
+    table["line_fwhm_err"][index] = errors[4] / FWHM_TO_SIGMA * dv * u.km / u.s
 
 
 def apply_psf_cuts(table, min_snr=None, *, first_candidate=None, candidate_snr=None):
@@ -297,8 +376,7 @@ class _SourceModel:
         dv = geometry.velocity_width(z)
         line = float(row["line_fwhm"].to_value(u.km / u.s)) / dv
         sigma_z = max(line if np.isfinite(line) else 1.0, 1.0) * FWHM_TO_SIGMA
-        edges = (np.arange(nchan + 1) - 0.5 - z) / (np.sqrt(2.0) * sigma_z)
-        profile = np.diff(special.erf(edges)) / 2.0
+        profile = line_profile(np.arange(nchan), z, sigma_z)
         profile = profile / profile.sum() if profile.sum() > 0 else profile
         major = float(row["fwhm_major"].to_value(u.arcsec)) / scale * FWHM_TO_SIGMA
         minor = float(row["fwhm_minor"].to_value(u.arcsec)) / scale * FWHM_TO_SIGMA
@@ -327,6 +405,14 @@ class _SourceModel:
         return _SourceModel(float(flux), float(x), float(y), float(major), float(minor),
                             float(np.mod(angle, np.pi)), self.profile, self.dv, self.point,
                             self.continuum)
+
+
+def line_profile(channels, z, sigma_z):
+    """Fraction of a Gaussian line (centre ``z``, sigma ``sigma_z``, channels) in each of
+    ``channels`` (each channel spans +-0.5 around its index)."""
+    channels = np.asarray(channels, dtype=float)
+    scale = np.sqrt(2.0) * sigma_z
+    return (special.erf((channels + 0.5 - z) / scale) - special.erf((channels - 0.5 - z) / scale)) / 2.0
 
 
 def gaussian_image(shape, x, y, sigma_major, sigma_minor, angle, *, oversample=3):
@@ -623,7 +709,7 @@ def _write_row(table, index, model, errors, geometry, fraction):
         table["pa_err"][index] = np.rad2deg(errors[5]) * u.deg
 
 
-def _progress(iterable, enabled):
+def _progress(iterable, enabled, desc="PSF fits"):
     from tqdm.auto import tqdm
 
-    return tqdm(iterable, desc="PSF fits", unit="source", disable=not enabled, leave=False)
+    return tqdm(iterable, desc=desc, unit="source", disable=not enabled, leave=False)
