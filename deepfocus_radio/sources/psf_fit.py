@@ -74,8 +74,8 @@ MIN_SIGMA = 0.3
 #: Neighbours farther than this many beams (plus the sizes) are not subtracted.
 NEIGHBOUR_REACH = 10.0
 #: The ``psf_split`` column's description.
-SPLIT_DESCRIPTION = ("0: one source; 1: the brighter of two sources that a two-component fit "
-                     "found in one detection; 2: the other, split from the row before")
+SPLIT_DESCRIPTION = ("0: one source; 1: a detection that a two-source fit split in two, "
+                     "refit as the first; 2: the second, split from the row before")
 #: Tolerance on the PSF's peak value (it must be normalized to 1).
 PEAK_TOLERANCE = 0.02
 
@@ -199,8 +199,8 @@ def refine_with_psf(table, dirty, psf, *, noise, geometry, iterations=2, shape_p
         ``meta['psf_dropped']`` the number dropped by ``min_snr``. ``flux_err`` of a
         refined row is the fit's (from the Jacobian, with residuals in noise per beam)
         and ``flux_fractional_error * flux`` in quadrature. With ``split``: a
-        ``psf_split`` column (0: one source; 1: the brighter of a split pair, the row
-        as detected; 2: the source split from the row before it, whose ``peak``,
+        ``psf_split`` column (0: one source; 1: a detection split in two, refit as the
+        first source; 2: the source split from the row before it, whose ``peak``,
         ``snr`` and ``reliability`` are NaN: it has no peak of its own in the searched
         cube) and ``meta['psf_split']``, the number of sources added.
     """
