@@ -221,7 +221,7 @@ def refine_with_psf(table, dirty, psf, *, noise, geometry, iterations=2, shape_p
     fitter = _Fitter(reader, psf, noise * to_jy, geometry, shape_prior, scale=to_jy)
     models = [_SourceModel.from_row(row, geometry, reader.shape[0]) for row in table]
     models, errors, significance = _refine_all(fitter, models, iterations, progress)
-    kind = np.zeros(len(out))
+    kind = np.zeros(len(out), dtype=int)
     if split:
         from deepfocus_radio.sources.psf_split import find_splits
 
@@ -282,8 +282,13 @@ def _insert_splits(table, models, splits, geometry, fraction):
         split = by_index.get(index)
         row = table[index:index + 1].copy()
         if split is None:
-            rows.append(row), new_models.append(model), kind.append(0), split_snr.append(np.nan)
+            rows.append(row)
+            new_models.append(model)
+            kind.append(0)
+            split_snr.append(np.nan)
             continue
+        for name in ("fwhm_major_err", "fwhm_minor_err", "pa_err"):  # measured on the pair
+            row[name] = np.nan * (row[name].unit or 1)
         second = row.copy()
         for name in ERROR_COLUMNS + ["peak", "snr", "reliability"]:
             if name in second.colnames:
@@ -299,7 +304,7 @@ def _insert_splits(table, models, splits, geometry, fraction):
     out = vstack(rows, metadata_conflicts="silent")
     out.meta.clear()
     out.meta.update(table.meta)
-    return out, new_models, np.array(kind, dtype=float), np.array(split_snr)
+    return out, new_models, np.array(kind, dtype=int), np.array(split_snr)
 
 
 def _write_line(table, index, model, errors, geometry):
@@ -412,7 +417,8 @@ def line_profile(channels, z, sigma_z):
     ``channels`` (each channel spans +-0.5 around its index)."""
     channels = np.asarray(channels, dtype=float)
     scale = np.sqrt(2.0) * sigma_z
-    return (special.erf((channels + 0.5 - z) / scale) - special.erf((channels - 0.5 - z) / scale)) / 2.0
+    upper, lower = (channels + 0.5 - z) / scale, (channels - 0.5 - z) / scale
+    return (special.erf(upper) - special.erf(lower)) / 2.0
 
 
 def gaussian_image(shape, x, y, sigma_major, sigma_minor, angle, *, oversample=3):

@@ -190,7 +190,8 @@ class _Model:
         if params.size > self.n_first:
             f2, x2, y2, z2, s2, r2 = params[self.n_first:]
             second = self.cut.convolve(gaussian_image((ny, nx), x2, y2, r2, r2, 0.0))
-            predicted = predicted + (f2 * line_profile(self.cut.channels, z2, s2))[:, None, None] * second
+            line2 = f2 * line_profile(self.cut.channels, z2, s2)
+            predicted = predicted + line2[:, None, None] * second
         return predicted
 
 

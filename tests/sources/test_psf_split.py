@@ -106,7 +106,7 @@ def test_find_sources_splits_with_the_psf_and_writes_the_column(tmp_path):
     # the split source's peak and SNR are read in the searched cube
     assert np.all(np.isfinite(found["peak"].value)) and np.all(found["snr"] > 10)
     assert list(found["id"]) == [1, 2]
-    path = tmp_path / "cat.ecsv"
-    write_catalog(found, path)
-    back = read_catalog(path)
-    assert list(back["psf_split"]) == [1, 2] and back.meta["psf_split"] == 1
+    for name in ("cat.ecsv", "cat.xml"):  # the column and the count survive ECSV and VOTable
+        write_catalog(found, tmp_path / name)
+        back = read_catalog(tmp_path / name)
+        assert list(back["psf_split"]) == [1, 2] and back.meta["psf_split"] == 1
