@@ -381,8 +381,7 @@ class _SourceModel:
         dv = geometry.velocity_width(z)
         line = float(row["line_fwhm"].to_value(u.km / u.s)) / dv
         sigma_z = max(line if np.isfinite(line) else 1.0, 1.0) * FWHM_TO_SIGMA
-        profile = line_profile(np.arange(nchan), z, sigma_z)
-        profile = profile / profile.sum() if profile.sum() > 0 else profile
+        profile = cube_line_profile(nchan, z, sigma_z)
         major = float(row["fwhm_major"].to_value(u.arcsec)) / scale * FWHM_TO_SIGMA
         minor = float(row["fwhm_minor"].to_value(u.arcsec)) / scale * FWHM_TO_SIGMA
         pa = float(row["pa"].to_value(u.deg))
@@ -419,6 +418,14 @@ def line_profile(channels, z, sigma_z):
     scale = np.sqrt(2.0) * sigma_z
     upper, lower = (channels + 0.5 - z) / scale, (channels - 0.5 - z) / scale
     return (special.erf(upper) - special.erf(lower)) / 2.0
+
+
+def cube_line_profile(nchan, z, sigma_z):
+    """:func:`line_profile` over all ``nchan`` channels of a cube, scaled to sum to 1 (the
+    part of a line beyond the band is given to the channels in it)."""
+    profile = line_profile(np.arange(nchan), z, sigma_z)
+    total = profile.sum()
+    return profile / total if total > 0 else profile
 
 
 def gaussian_image(shape, x, y, sigma_major, sigma_minor, angle, *, oversample=3):

@@ -48,8 +48,8 @@ from scipy import ndimage, optimize
 from deepfocus_radio.conventions import FWHM_TO_SIGMA
 from deepfocus_radio.noise import robust_std
 from deepfocus_radio.sources.psf_fit import (MIN_SIGMA, NEIGHBOUR_REACH, PRIOR_FLOOR,
-                                             _Convolver, _SourceModel, gaussian_image,
-                                             line_profile)
+                                             _Convolver, _SourceModel, cube_line_profile,
+                                             gaussian_image, line_profile)
 
 __all__ = ["find_splits", "Split", "SIGNIFICANCE", "MIN_PSF_SNR", "REACH"]
 
@@ -174,7 +174,7 @@ class _Model:
 
     def __init__(self, cut, model, beam_sigma, shape_prior):
         self.cut, self.point = cut, model.point
-        self.shape = (model.sigma_major, model.sigma_minor, model.angle)
+        self.axes = (model.sigma_major, model.sigma_minor, model.angle)  # of a point source
         self.n_first = 6 if self.point else 9
         floor = PRIOR_FLOOR * beam_sigma
         self.prior_widths = (max(shape_prior * model.sigma_major, floor),
@@ -183,8 +183,8 @@ class _Model:
 
     def images(self, params):
         ny, nx = self.cut.data.shape[1:]
-        shape = self.shape if self.point else params[5:8]
-        first = self.cut.convolve(gaussian_image((ny, nx), params[1], params[2], *shape))
+        axes = self.axes if self.point else params[5:8]
+        first = self.cut.convolve(gaussian_image((ny, nx), params[1], params[2], *axes))
         line = line_profile(self.cut.channels, params[3], params[4])
         predicted = (params[0] * line + params[self.n_first - 1])[:, None, None] * first
         if params.size > self.n_first:
@@ -195,22 +195,23 @@ class _Model:
         return predicted
 
 
-def _fit(fitter, cut, model, start, lower, upper, beam_area, shape_prior):
+def _fit(fitter, cut, model, start, lower, upper, shape_prior):
     """Least squares of one or two sources (``len(start)`` decides); returns the
     parameters, their errors and the `_Model`, or None."""
     valid = np.isfinite(cut.data)
     data = np.where(valid, cut.data, 0.0)
     sigma = np.broadcast_to(cut.noise[:, None, None], data.shape)[valid]
-    shape = _Model(cut, model, fitter.beam_fwhm * FWHM_TO_SIGMA, shape_prior)
-    prior_scale = np.sqrt(max(beam_area, 1.0))  # the prior's weight in noise-per-pixel units
+    layout = _Model(cut, model, fitter.beam_fwhm * FWHM_TO_SIGMA, shape_prior)
+    beam_area = max(fitter.beam_area, 1.0)
+    prior_scale = np.sqrt(beam_area)  # the prior's weight in noise-per-pixel units
     start = np.clip(start, lower, np.nextafter(upper, -np.inf))
 
     def residuals(params):
-        r = (shape.images(params)[valid] - data[valid]) / sigma
-        if not shape.point and shape.has_prior:
+        r = (layout.images(params)[valid] - data[valid]) / sigma
+        if not layout.point and layout.has_prior:
             r = np.concatenate([r, prior_scale * np.array([
-                (params[5] - model.sigma_major) / shape.prior_widths[0],
-                (params[6] - model.sigma_minor) / shape.prior_widths[1]])])
+                (params[5] - model.sigma_major) / layout.prior_widths[0],
+                (params[6] - model.sigma_minor) / layout.prior_widths[1]])])
         return r
 
     try:
@@ -222,8 +223,8 @@ def _fit(fitter, cut, model, start, lower, upper, beam_area, shape_prior):
     if not np.all(np.isfinite(result.x)):
         return None
     # the noise is correlated over a beam: the errors grow by sqrt(beam area)
-    covariance = np.linalg.pinv(result.jac.T @ result.jac) * max(beam_area, 1.0)
-    return result.x, np.sqrt(np.clip(np.diag(covariance), 0, None)), shape
+    covariance = np.linalg.pinv(result.jac.T @ result.jac) * beam_area
+    return result.x, np.sqrt(np.clip(np.diag(covariance), 0, None)), layout
 
 
 def _test(fitter, models, index, min_significance):
@@ -247,11 +248,11 @@ def _test(fitter, models, index, min_significance):
         upper += [biggest, biggest, np.inf]
     start, lower, upper = start + [0.0], lower + [-np.inf], upper + [np.inf]  # continuum
     one = _fit(fitter, cut, model, np.array(start), np.array(lower), np.array(upper),
-               fitter.beam_area, fitter.shape_prior)
+               fitter.shape_prior)
     if one is None:
         return None
-    params, _, shape = one
-    guess = _second_guess(cut, shape, params, fitter.beam_fwhm)
+    params, _, layout = one
+    guess = _second_guess(cut, layout, params, fitter.beam_fwhm)
     if guess is None:
         return None
     reach = REACH * fitter.beam_fwhm
@@ -263,28 +264,27 @@ def _test(fitter, models, index, min_significance):
     start2 = list(params) + [0.3 * params[0], guess[2], guess[1], guess[0], params[4],
                              0.5 * beam_sigma]
     # no prior on the axes: the catalogue measured them on the merged pair
-    two = _fit(fitter, cut, model, np.array(start2), np.array(lower2), np.array(upper2),
-               fitter.beam_area, 0.0)
+    two = _fit(fitter, cut, model, np.array(start2), np.array(lower2), np.array(upper2), 0.0)
     if two is None:
         return None
-    params2, errors2, shape = two
-    n = shape.n_first
+    params2, errors2, layout = two
+    n = layout.n_first
     first, second = params2[:n], params2[n:]
     significance = second[0] / errors2[n] if errors2[n] > 0 else 0.0
     separation = np.hypot(first[1] - second[1], first[2] - second[2]) / fitter.beam_fwhm
     if not (significance >= min_significance and separation <= REACH):
         return None
-    primary = _as_model(model, first, shape, xa, ya, fitter)
-    secondary = _as_model(model, second, shape, xa, ya, fitter, circular=True)
+    primary = _as_model(first, layout, xa, ya, fitter)
+    secondary = _as_model(second, layout, xa, ya, fitter, circular=True)
     return Split(index, primary, secondary, errors2[:5].copy(), errors2[n:n + 5].copy(),
                  float(significance))
 
 
-def _second_guess(cut, shape, params, beam_fwhm):
+def _second_guess(cut, layout, params, beam_fwhm):
     """Channel, row and column (cutout pixels) of the one-source residual's peak within
     ``REACH`` beams, after smoothing by the beam and the line; None when that peak is
     below ``PRESCREEN`` times the smoothed residual's robust scatter."""
-    residual = np.where(np.isfinite(cut.data), cut.data, 0.0) - shape.images(params)
+    residual = np.where(np.isfinite(cut.data), cut.data, 0.0) - layout.images(params)
     beam_sigma = beam_fwhm * FWHM_TO_SIGMA
     smooth = ndimage.gaussian_filter(residual, (max(params[4], 0.7), beam_sigma, beam_sigma))
     yy, xx = np.indices(smooth.shape[1:])
@@ -297,7 +297,7 @@ def _second_guess(cut, shape, params, beam_fwhm):
     return float(cut.channels[z]), float(y), float(x)
 
 
-def _as_model(model, params, shape, xa, ya, fitter, *, circular=False):
+def _as_model(params, layout, xa, ya, fitter, *, circular=False):
     """A fitted component as a catalogue model (cube pixels, its own line profile)."""
     nchan = fitter.reader.shape[0]
     flux, x, y, z, sigma_z = params[:5]
@@ -305,12 +305,11 @@ def _as_model(model, params, shape, xa, ya, fitter, *, circular=False):
         radius = float(params[5])
         axes, point = (radius, radius, 0.0), radius <= 2 * MIN_SIGMA
     else:
-        axes = shape.shape if shape.point else tuple(params[5:8])
+        axes = layout.axes if layout.point else tuple(params[5:8])
         if axes[1] > axes[0]:  # the fit ended with the axes swapped
             axes = (axes[1], axes[0], axes[2] + np.pi / 2)
-        point = shape.point
-    profile = line_profile(np.arange(nchan), z, sigma_z)
+        point = layout.point
     return _SourceModel(float(flux), float(x + xa), float(y + ya), max(axes[0], MIN_SIGMA),
                         max(axes[1], MIN_SIGMA), float(np.mod(axes[2], np.pi)),
-                        profile / max(profile.sum(), 1e-12), fitter.geo.velocity_width(z),
+                        cube_line_profile(nchan, z, sigma_z), fitter.geo.velocity_width(z),
                         point)
