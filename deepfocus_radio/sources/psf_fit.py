@@ -293,10 +293,14 @@ def _insert_splits(table, models, splits, geometry, fraction):
         for name in ERROR_COLUMNS + ["peak", "snr", "reliability"]:
             if name in second.colnames:
                 second[name] = np.nan * (second[name].unit or 1)
+        # the second source's shape is its own, not the merged detection's: unresolved
+        # (0, no PA) or circular (no PA) until the refit measures its axes and PA
+        second["fwhm_major"] = second["fwhm_minor"] = 0.0 * second["fwhm_major"].unit
         for part, fitted, errors in ((row, split.primary, split.errors),
                                      (second, split.secondary, split.secondary_errors)):
             _write_row(part, 0, fitted, errors[:3], geometry, fraction)
             _write_line(part, 0, fitted, errors, geometry)
+        second["pa"] = np.nan * second["pa"].unit
         rows += [row, second]
         new_models += [split.primary, split.secondary]
         kind += [1, 2]

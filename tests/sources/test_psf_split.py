@@ -103,6 +103,9 @@ def test_find_sources_splits_with_the_psf_and_writes_the_column(tmp_path):
     found = find_sources(dirty, **options)
     assert len(found) == 2 and found.meta["psf_split"] == 1
     assert_recovers(found, truth, sim)
+    # both true sources are points: the split one does not inherit the merged pair's
+    # elongated shape (it did: 0.46 arcsec, 1.2 beams)
+    assert np.all(found["fwhm_major"] < 0.5 * sim.beam.major)
     # the split source's peak and SNR are read in the searched cube
     assert np.all(np.isfinite(found["peak"].value)) and np.all(found["snr"] > 10)
     assert list(found["id"]) == [1, 2]
