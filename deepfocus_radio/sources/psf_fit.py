@@ -18,15 +18,23 @@ catalogued source there, by forward modelling:
   too) when there are at least 3 such channels; otherwise, for lines that fill the band,
   a continuum of the source's shape solved jointly with the line flux from the line's
   core and wings;
-- ``F``, the centre, the two axes and the angle are fitted by least squares
-  (scipy) on a cutout of 1.5 beams plus the source's size around it, with residuals in
-  units of the window's noise per beam (the noise is correlated over a beam) and a
-  Gaussian prior on the axes, of width ``shape_prior`` times the catalogue's (at least
+- the centre, the two axes and the angle are fitted by least squares (scipy) on a
+  cutout of 1.5 beams plus the source's size around it, on the *matched* image: the same
+  channels weighted by the line profile, which for a Gaussian line has about 1.25 times the
+  signal-to-noise of the plain sum (on 40 simulated cubes: PA within 10 deg 0.63 -> 0.69,
+  size scatter 28% -> 25%, position error 0.044 -> 0.033 beam). Residuals are in units of
+  the image's noise per beam (the noise is correlated over a beam), with a Gaussian
+  prior on the axes, of width ``shape_prior`` times the catalogue's (at least
   ``PRIOR_FLOOR`` beam sigma), that keeps them near the deconvolved cube's estimate:
   size and flux are degenerate at moderate SNR (from the true catalogue of 10 simulated
   cubes, free axes gave 58% of the SNR >= 10 fluxes within 10%, the true axes held fixed
-  83%); sources the catalogue gives as unresolved stay point sources (only ``F`` and the
-  centre are fitted).
+  83%); sources the catalogue gives as unresolved stay point sources (only the centre is
+  fitted);
+- ``F`` is then the linear amplitude of that model in the plain sum, which holds the
+  whole line whatever its profile (a flux from the matched image would follow any error
+  of the catalogue's line width: 5% for a width 10% off). Its error is the sum's noise
+  and, in quadrature, the part of the matched fit's flux error that the fitted centre
+  and shape bring.
 
 The fitted Gaussian is the intrinsic source (the PSF is in the model), so no beam
 deconvolution follows. ``psf_snr`` is each fit's ``F`` over its error: an artefact of the
@@ -63,8 +71,10 @@ CORE = 0.6
 MIN_CONTINUUM_CHANNELS = 3
 #: A continuum is subtracted when its sum around the source exceeds this many sigma.
 CONTINUUM_SNR = 3.0
-#: Default width of the shape prior, relative to the catalogue's axes.
-SHAPE_PRIOR = 0.1
+#: Default width of the shape prior, relative to the catalogue's axes (chosen on 40
+#: calibration cubes: 0.3 gave the most fluxes and PAs within 10%/10 deg of 0, 0.1, 0.2,
+#: 0.3 and 0.5).
+SHAPE_PRIOR = 0.3
 #: Smallest width of the shape prior, in beam sigma: compact sizes are the least certain.
 PRIOR_FLOOR = 0.05
 #: Fits that change a flux by more than this factor are not kept.
@@ -492,7 +502,13 @@ class _Fitter:
         else:  # too few line-free channels: line core and wings separate line and continuum
             core = np.abs(channels - centre) <= CORE * fwhm
             groups = {"window": window, "core": core & window, "wings": window & ~core}
-        images = {name: block[mask].sum(axis=0) for name, mask in groups.items()}
+        # each group's image is a weighted sum of channels: 0/1 for the boxcar groups, the
+        # line profile for the matched image that the shape and position are fitted on
+        weights = {name: mask.astype(float) for name, mask in groups.items()}
+        profile = np.where(window, model.profile[c0:c1], 0.0)
+        weights["matched"] = profile / profile.max() if profile.max() > 0 else window * 1.0
+        images = {name: np.tensordot(w[w > 0], block[w > 0], axes=1)
+                  for name, w in weights.items()}
         reach = NEIGHBOUR_REACH * self.beam_fwhm + radius
         for other_index in self._near(model, reach):
             other = models[other_index]
@@ -501,34 +517,73 @@ class _Fitter:
             if other.flux <= 0 or not near:
                 continue
             spectrum = other.spectrum(c0, c1)
-            for name, mask in groups.items():
+            for name, w in weights.items():
                 # the source's own emission stays in its images, but not in the line-free
                 # channels, where its wings would bias the continuum
                 own = other_index == index and name != "off"
-                if not own and np.abs(spectrum[mask]).sum() > 1e-3 * other.flux:
-                    images[name] -= self._contribution(other, spectrum * mask, c0, box)
-        image = images["window"]
-        n_window = int(window.sum())
+                if not own and np.abs(spectrum * w).sum() > 1e-3 * other.flux:
+                    images[name] -= self._contribution(other, spectrum * w, c0, box)
         if "off" in groups:
-            image -= n_window * self._continuum(model, images["off"], off, c0, box)
+            continuum = self._continuum(model, images["off"], off, c0, box)
         elif model.continuum:
-            image -= n_window * model.continuum * self._unit_image(model, box, c0, window)
-        valid = np.isfinite(image)
+            continuum = model.continuum * self._unit_image(model, box, c0, window)
+        else:
+            continuum = 0.0
+        for name in ("window", "matched"):
+            images[name] = images[name] - weights[name].sum() * continuum
+        valid = np.isfinite(images["window"]) & np.isfinite(images["matched"])
         if valid.sum() < 6:
             return None
-        sigma = np.sqrt(np.sum(self.noise[z0:z1] ** 2) * max(self.beam_area, 1.0))
-        local = model.replaced([model.flux, model.x - xa, model.y - ya])
-        own_psf = self.psf.weighted(model.profile[c0:c1] * window, c0, max(yb - ya, xb - xa))
-        fitted = self._least_squares(local, image, valid, own_psf, sigma)
-        if fitted is None:
+        result = self._fit_matched(model, images, valid, weights, box, c0)
+        if result is None:
             return None
-        params, errors = fitted
-        params[1] += xa
-        params[2] += ya
-        result = model.replaced(params)
+        result, errors = result
         if "core" in groups:
             result = self._joint_continuum(result, images, groups, c0, box, errors)
         return result, errors
+
+    def _fit_matched(self, model, images, valid, weights, box, c0):
+        """Centre and shape fitted on the matched image (channels weighted by the line
+        profile: about 1.25x the boxcar's signal-to-noise for a Gaussian line), then the flux
+        as the linear amplitude of that shape in the boxcar image, which holds the whole
+        line whatever its profile (a matched flux would follow any error of the line's
+        width). Returns the model and the errors of (flux, x, y[, a, b, angle])."""
+        ya, yb, xa, xb = box
+        c1 = c0 + weights["window"].size
+        half = max(yb - ya, xb - xa)
+        noise2 = self.noise[c0:c1] ** 2 * max(self.beam_area, 1.0)
+        kernels, sigmas = {}, {}
+        for name in ("window", "matched"):
+            w = weights[name]
+            kernels[name] = self.psf.weighted(model.profile[c0:c1] * w, c0, half)
+            sigmas[name] = np.sqrt(np.sum(w ** 2 * noise2))
+        local = model.replaced([model.flux, model.x - xa, model.y - ya])
+        fitted = self._least_squares(local, images["matched"], valid, kernels["matched"],
+                                     sigmas["matched"])
+        if fitted is None:
+            return None
+        params, errors = fitted
+        shape = (params[3:] if len(params) == 6
+                 else (model.sigma_major, model.sigma_minor, model.angle))
+        unit = gaussian_image(images["window"].shape, params[1], params[2], *shape)
+        norms, amplitude = {}, None
+        for name in ("window", "matched"):
+            predicted = _Convolver(unit.shape, kernels[name])(unit)[valid]
+            norms[name] = float(np.sum(predicted ** 2))
+            if name == "window" and norms[name] > 0:
+                amplitude = float(np.sum(predicted * images[name][valid])) / norms[name]
+        if amplitude is None or not norms["matched"] > 0 or not params[0] > 0:
+            return None
+        # the flux's error: the boxcar amplitude's noise and, relative, the part of the
+        # matched fit's flux error that comes from the fitted centre and shape
+        linear = sigmas["matched"] / np.sqrt(norms["matched"])
+        from_shape = max(errors[0] ** 2 - linear ** 2, 0.0) / params[0] ** 2
+        errors[0] = np.sqrt(sigmas["window"] ** 2 / norms["window"]
+                            + from_shape * amplitude ** 2)
+        params[0] = amplitude
+        params[1] += xa
+        params[2] += ya
+        return model.replaced(params), errors
 
     def _unit_image(self, model, box, c0, mask):
         """Dirty image of the model's shape with 1 Jy in each channel of ``mask``, divided
