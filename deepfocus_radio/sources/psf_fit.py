@@ -207,8 +207,9 @@ def refine_with_psf(table, dirty, psf, *, noise, geometry, iterations=2, shape_p
         A refined copy of ``table`` with a ``psf_snr`` column (NaN where the fit
         failed); ``meta['psf_refined']`` is the number of rows refined,
         ``meta['psf_dropped']`` the number dropped by ``min_snr``. ``flux_err`` of a
-        refined row is the fit's (from the Jacobian, with residuals in noise per beam)
-        and ``flux_fractional_error * flux`` in quadrature. With ``split``: a
+        refined row is the fit's (the plain sum's noise per beam for the flux, and the
+        part that the fitted centre and shape add, from the Jacobian) and
+        ``flux_fractional_error * flux`` in quadrature. With ``split``: a
         ``psf_split`` column (0: one source; 1: a detection split in two, refit as the
         first source; 2: the source split from the row before it, whose ``peak``,
         ``snr`` and ``reliability`` are NaN: it has no peak of its own in the searched
