@@ -131,12 +131,13 @@ class PsfReader:
         return block
 
     def weighted(self, weights, start, half):
-        """``sum_c weights[c] * PSF[start + c]``, cropped to ``2 * half + 1`` pixels.
+        """``sum_c weights[..., c] * PSF[start + c]``, cropped to ``2 * half + 1`` pixels.
 
         Parameters
         ----------
-        weights : ndarray
-            Weight of each channel of the window.
+        weights : ndarray, shape (..., n)
+            Weight of each of ``n`` channels of the window; several rows of weights give
+            several sums from one read of the PSF.
         start : int
             First channel of the window.
         half : int
@@ -144,13 +145,13 @@ class PsfReader:
 
         Returns
         -------
-        ndarray, shape (2 * half + 1, 2 * half + 1)
+        ndarray, shape (..., 2 * half + 1, 2 * half + 1)
         """
         weights = np.asarray(weights, dtype=float)
         if self.nchan == 1:
-            planes, weights = self._crop(0, 1, half), np.array([weights.sum()])
+            planes, weights = self._crop(0, 1, half), weights.sum(axis=-1, keepdims=True)
         else:
-            planes = self._crop(start, start + weights.size, half)
+            planes = self._crop(start, start + weights.shape[-1], half)
         return np.tensordot(weights, np.nan_to_num(planes), axes=1)
 
     def _crop(self, c0, c1, half):
@@ -518,12 +519,15 @@ class _Fitter:
             if other.flux <= 0 or not near:
                 continue
             spectrum = other.spectrum(c0, c1)
-            for name, w in weights.items():
-                # the source's own emission stays in its images, but not in the line-free
-                # channels, where its wings would bias the continuum
-                own = other_index == index and name != "off"
-                if not own and np.abs(spectrum * w).sum() > 1e-3 * other.flux:
-                    images[name] -= self._contribution(other, spectrum * w, c0, box)
+            # the source's own emission stays in its images, but not in the line-free
+            # channels, where its wings would bias the continuum
+            names = [name for name, w in weights.items()
+                     if not (other_index == index and name != "off")
+                     and np.abs(spectrum * w).sum() > 1e-3 * other.flux]
+            if names:
+                stack = np.array([spectrum * weights[name] for name in names])
+                for name, image in zip(names, self._contribution(other, stack, c0, box)):
+                    images[name] -= image
         if "off" in groups:
             continuum = self._continuum(model, images["off"], off, c0, box)
         elif model.continuum:
@@ -553,11 +557,10 @@ class _Fitter:
         c1 = c0 + weights["window"].size
         half = max(yb - ya, xb - xa)
         noise2 = self.noise[c0:c1] ** 2 * max(self.beam_area, 1.0)
-        kernels, sigmas = {}, {}
-        for name in ("window", "matched"):
-            w = weights[name]
-            kernels[name] = self.psf.weighted(model.profile[c0:c1] * w, c0, half)
-            sigmas[name] = np.sqrt(np.sum(w ** 2 * noise2))
+        names = ("window", "matched")
+        stack = np.array([weights[name] for name in names])
+        kernels = dict(zip(names, self.psf.weighted(model.profile[c0:c1] * stack, c0, half)))
+        sigmas = {name: np.sqrt(np.sum(weights[name] ** 2 * noise2)) for name in names}
         local = model.replaced([model.flux, model.x - xa, model.y - ya])
         fitted = self._least_squares(local, images["matched"], valid, kernels["matched"],
                                      sigmas["matched"])
@@ -567,14 +570,11 @@ class _Fitter:
         shape = (params[3:] if len(params) == 6
                  else (model.sigma_major, model.sigma_minor, model.angle))
         unit = gaussian_image(images["window"].shape, params[1], params[2], *shape)
-        norms, amplitude = {}, None
-        for name in ("window", "matched"):
-            predicted = _Convolver(unit.shape, kernels[name])(unit)[valid]
-            norms[name] = float(np.sum(predicted ** 2))
-            if name == "window" and norms[name] > 0:
-                amplitude = float(np.sum(predicted * images[name][valid])) / norms[name]
-        if amplitude is None or not norms["matched"] > 0 or not params[0] > 0:
+        predicted = {name: _Convolver(unit.shape, kernels[name])(unit)[valid] for name in names}
+        norms = {name: float(np.sum(predicted[name] ** 2)) for name in names}
+        if not (norms["window"] > 0 and norms["matched"] > 0 and params[0] > 0):
             return None
+        amplitude = float(np.sum(predicted["window"] * images["window"][valid])) / norms["window"]
         # the flux's error: the boxcar amplitude's noise and, relative, the part of the
         # matched fit's flux error that comes from the fitted centre and shape
         linear = sigmas["matched"] / np.sqrt(norms["matched"])
@@ -674,19 +674,21 @@ class _Fitter:
 
     def _contribution(self, other, weights, start, box):
         """Dirty-cube image of a source summed over channels ``start + i`` with fluxes
-        ``weights[i]`` (Jy: its spectrum, masked), on the cutout ``box``."""
+        ``weights[..., i]`` (Jy: its spectrum, masked), on the cutout ``box``; several rows
+        of weights give one image each, from one PSF read and one model image."""
         ya, yb, xa, xb = box
         extent = int(np.ceil(3.5 * other.sigma_major)) + 2
         gy0, gy1 = min(ya, int(other.y) - extent), max(yb, int(other.y) + extent + 1)
         gx0, gx1 = min(xa, int(other.x) - extent), max(xb, int(other.x) + extent + 1)
         half = max(gy1 - gy0, gx1 - gx0)
         if half > max(self.psf.ny, self.psf.nx):  # beyond the PSF's reach
-            return 0.0
+            return np.zeros(np.shape(weights)[:-1] + (yb - ya, xb - xa))
         kernel = self.psf.weighted(weights, start, half)
         grid = gaussian_image((gy1 - gy0, gx1 - gx0), other.x - gx0, other.y - gy0,
                               other.sigma_major, other.sigma_minor, other.angle)
-        full = signal.fftconvolve(grid, kernel, mode="same")
-        return full[ya - gy0:yb - gy0, xa - gx0:xb - gx0]
+        grid = np.broadcast_to(grid, kernel.shape[:-2] + grid.shape)  # 'same' crops to it
+        full = signal.fftconvolve(grid, kernel, mode="same", axes=(-2, -1))
+        return full[..., ya - gy0:yb - gy0, xa - gx0:xb - gx0]
 
     def _least_squares(self, model, image, valid, kernel, sigma):
         shape = image.shape

@@ -269,3 +269,16 @@ def test_swapped_axes_keep_their_errors():
     np.testing.assert_allclose(errors, [0.1, 0.01, 0.02, 0.4, 0.05, 0.03])
     point, point_errors = _major_first(np.array([1.0, 5.0, 6.0]), np.array([0.1, 0.01, 0.02]))
     np.testing.assert_allclose(point, [1.0, 5.0, 6.0])
+
+
+def test_psf_reader_weights_several_rows_in_one_read(sim):
+    """Rows of weights give the same sums as one call per row, for a PSF cube and for a
+    single plane (the fits weight the same PSF crop for several images at once)."""
+    rng = np.random.default_rng(3)
+    weights = rng.uniform(0.0, 1.0, size=(3, 6))
+    for psf in (sim.psf, sim.psf[len(sim.psf) // 2]):
+        reader = PsfReader(psf, sim.dirty.shape[0])
+        stacked = reader.weighted(weights, 5, 7)
+        assert stacked.shape == (3, 15, 15)
+        for row, image in zip(weights, stacked):
+            np.testing.assert_allclose(image, reader.weighted(row, 5, 7), rtol=1e-12, atol=0)
