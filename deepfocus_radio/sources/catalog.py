@@ -58,8 +58,8 @@ ERROR_COLUMNS = ["x_err", "y_err", "peak_err", "flux_err", "fwhm_major_err",
 #: Extra column: reliability from the negative detections (NaN where not estimated).
 EXTRA_COLUMNS = {
     "reliability": (None, "reliability in [0, 1] (NaN: not estimated)"),
-    "psf_snr": (None, "flux / its error from a PSF-convolved fit to the dirty cube, neighbours "
-                      "subtracted (NaN: no PSF refinement)"),
+    "psf_snr": (None, "flux / its error from a PSF-convolved fit to the dirty cube's "
+                      "line-weighted image, neighbours subtracted (NaN: no PSF refinement)"),
 }
 
 #: Format names accepted by :func:`write_catalog`, and the file suffixes that imply them.

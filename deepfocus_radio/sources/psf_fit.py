@@ -37,9 +37,12 @@ catalogued source there, by forward modelling:
   and shape bring.
 
 The fitted Gaussian is the intrinsic source (the PSF is in the model), so no beam
-deconvolution follows. ``psf_snr`` is each fit's ``F`` over its error: an artefact of the
-deconvolved cube (a PSF sidelobe, a noise feature) has no flux of its own in the dirty
-cube once its neighbours are subtracted, and ``min_snr`` drops such rows. A fit that
+deconvolution follows. ``psf_snr`` is each fit's significance: the flux fitted on the
+matched image over its error (the matched image has the better signal-to-noise; a line
+that fills the band, fitted with its continuum, takes the lower of that and ``F`` over its
+error). An artefact of the deconvolved cube (a PSF sidelobe, a noise feature) has no flux
+of its own in the dirty cube once its neighbours are subtracted, and ``min_snr`` drops such
+rows. A fit that
 fails, or that changes the flux by more than a factor ``MAX_FLUX_CHANGE`` (usually a
 blend that the catalogue holds as one source), keeps the row's previous values;
 ``meta['psf_refined']`` counts the rows refined.
@@ -271,8 +274,7 @@ def _refine_all(fitter, models, iterations, progress):
             result = fitter.fit(index, models)
             if result is None:
                 continue
-            model, error = result
-            significance[index] = model.flux / error[0] if error[0] > 0 else np.nan
+            model, error, significance[index] = result
             if not before[index] / MAX_FLUX_CHANGE < model.flux < before[index] * MAX_FLUX_CHANGE:
                 continue
             updated[index], errors[index] = model, error
@@ -479,6 +481,9 @@ class _Fitter:
         return z0, z1, fwhm, centre
 
     def fit(self, index, models):
+        """Fit source ``index`` to the dirty cube, its neighbours in ``models`` subtracted.
+        Returns the fitted model, the errors of (flux, x, y[, a, b, angle]) and the fit's
+        significance (see :meth:`_fit_matched`), or None where no fit was possible."""
         model = models[index]
         if model.flux <= 0:
             return None
@@ -542,17 +547,20 @@ class _Fitter:
         result = self._fit_matched(model, images, valid, weights, box, c0)
         if result is None:
             return None
-        result, errors = result
-        if "core" in groups:
+        result, errors, significance = result
+        if "core" in groups:  # a continuum fitted with the line takes part of its significance
             result = self._joint_continuum(result, images, groups, c0, box, errors)
-        return result, errors
+            if errors[0] > 0:
+                significance = min(significance, result.flux / errors[0])
+        return result, errors, significance
 
     def _fit_matched(self, model, images, valid, weights, box, c0):
         """Centre and shape fitted on the matched image (channels weighted by the line
         profile: about 1.25x the boxcar's signal-to-noise for a Gaussian line), then the flux
         as the linear amplitude of that shape in the boxcar image, which holds the whole
         line whatever its profile (a matched flux would follow any error of the line's
-        width). Returns the model and the errors of (flux, x, y[, a, b, angle])."""
+        width). Returns the model, the errors of (flux, x, y[, a, b, angle]) and the
+        significance: the matched image's flux over its error."""
         ya, yb, xa, xb = box
         c1 = c0 + weights["window"].size
         half = max(yb - ya, xb - xa)
@@ -567,6 +575,7 @@ class _Fitter:
         if fitted is None:
             return None
         params, errors = fitted
+        significance = params[0] / errors[0] if errors[0] > 0 else np.nan
         shape = (params[3:] if len(params) == 6
                  else (model.sigma_major, model.sigma_minor, model.angle))
         unit = gaussian_image(images["window"].shape, params[1], params[2], *shape)
@@ -584,7 +593,7 @@ class _Fitter:
         params[0] = amplitude
         params[1] += xa
         params[2] += ya
-        return model.replaced(params), errors
+        return model.replaced(params), errors, significance
 
     def _unit_image(self, model, box, c0, mask):
         """Dirty image of the model's shape with 1 Jy in each channel of ``mask``, divided
