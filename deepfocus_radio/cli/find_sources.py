@@ -35,8 +35,9 @@ def add_arguments(parser):
                              "positions, sizes and PAs on the dirty cube with PSF-convolved "
                              "models (more accurate; recommended when you have it)")
     parser.add_argument("--psf-min-snr", type=float, default=None,
-                        help="with --psf: drop sources whose fitted flux in the dirty cube is "
-                             "below this many sigma (PSF sidelobes, deconvolution artefacts)")
+                        help="with --psf: drop sources whose PSF fit to the dirty cube (the "
+                             "channels weighted by the line) is below this many sigma (PSF "
+                             "sidelobes, deconvolution artefacts)")
     parser.add_argument("--dirty-candidates", type=float, default=None, metavar="SNR",
                         help="with --psf: also add the dirty cube's own detections that the "
                              "network's catalogue lacks, when their PSF fit reaches this SNR")
