@@ -42,9 +42,8 @@ matched image over its error (the matched image has the better signal-to-noise; 
 that fills the band, fitted with its continuum, takes the lower of that and ``F`` over its
 error). An artefact of the deconvolved cube (a PSF sidelobe, a noise feature) has no flux
 of its own in the dirty cube once its neighbours are subtracted, and ``min_snr`` drops such
-rows. A fit that
-fails, or that changes the flux by more than a factor ``MAX_FLUX_CHANGE`` (usually a
-blend that the catalogue holds as one source), keeps the row's previous values;
+rows. A fit that fails, or that changes the flux by more than a factor ``MAX_FLUX_CHANGE``
+(usually a blend that the catalogue holds as one source), keeps the row's previous values;
 ``meta['psf_refined']`` counts the rows refined.
 
 Limits: sidelobes farther from a source than half the PSF plane are not modelled (CASA's
@@ -193,8 +192,8 @@ def refine_with_psf(table, dirty, psf, *, noise, geometry, iterations=2, shape_p
         neighbours' models and of the fixed line and shape, calibrated on simulations
         (a model card's ``psf_flux_fractional_error``).
     min_snr : float, optional
-        Drop the rows whose ``psf_snr`` (fitted flux over its fit error, in the dirty
-        cube once the neighbours and their sidelobes are subtracted) is below this: a
+        Drop the rows whose ``psf_snr`` (the fit's significance on the line-weighted
+        dirty cube, once the neighbours and their sidelobes are subtracted) is below this: a
         PSF sidelobe or deconvolution artefact that the deconvolved cube showed as a
         source has no flux of its own in the dirty cube. Rows not fitted are kept.
     split : bool, optional
