@@ -547,9 +547,9 @@ class _Fitter:
         if result is None:
             return None
         result, errors, significance = result
-        if "core" in groups:  # a continuum fitted with the line takes part of its significance
-            result = self._joint_continuum(result, images, groups, c0, box, errors)
-            if errors[0] > 0:
+        if "core" in groups:
+            result, joint = self._joint_continuum(result, images, groups, c0, box, errors)
+            if joint:  # a continuum fitted with the line takes part of its significance
                 significance = min(significance, result.flux / errors[0])
         return result, errors, significance
 
@@ -605,16 +605,17 @@ class _Fitter:
     def _joint_continuum(self, model, images, groups, c0, box, errors):
         """Line flux and a continuum under it from the line's core and wings, for lines
         that leave too few line-free channels: a continuum detected at 3 sigma is kept
-        in the model and the flux is replaced by the joint solution (``errors[0]`` too)."""
+        in the model and the flux is replaced by the joint solution (``errors[0]`` too).
+        Returns the model and whether the joint solution was kept."""
         rows, values, variances = [], [], []
         shape = self._unit_image(model, box, c0, groups["window"])
         norm = float(np.nansum(shape * shape))
         if norm <= 0:
-            return model
+            return model, False
         for name in ("core", "wings"):
             mask = groups[name]
             if not mask.any():
-                return model
+                return model, False
             channels = np.arange(c0, c0 + mask.size)[mask]
             amplitude = float(np.nansum(images[name] * shape)) / norm
             rows.append([model.profile[channels].sum(), mask.sum()])
@@ -626,15 +627,16 @@ class _Fitter:
             solution, *_ = np.linalg.lstsq(design * weights[:, None], values * weights, rcond=None)
             covariance = np.linalg.inv((design * weights[:, None]).T @ (design * weights[:, None]))
         except np.linalg.LinAlgError:
-            return model
+            return model, False
         flux, continuum = solution
         continuum_err = np.sqrt(max(covariance[1, 1], 0.0))
-        if not (continuum > CONTINUUM_SNR * continuum_err and flux > 0):
+        flux_err = np.sqrt(max(covariance[0, 0], 0.0))
+        if not (continuum > CONTINUUM_SNR * continuum_err and flux > 0 and flux_err > 0):
             model.continuum = 0.0
-            return model
+            return model, False
         model.flux, model.continuum = float(flux), float(continuum)
-        errors[0] = np.sqrt(max(covariance[0, 0], 0.0))
-        return model
+        errors[0] = flux_err
+        return model, True
 
     def index_neighbours(self, models):
         """A KD tree of the sources' centres (a survey cube holds 1e4-1e5 sources: the

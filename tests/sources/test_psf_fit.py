@@ -284,19 +284,21 @@ def test_psf_reader_weights_several_rows_in_one_read(sim):
             np.testing.assert_allclose(image, reader.weighted(row, 5, 7), rtol=1e-12, atol=0)
 
 
-def test_psf_snr_is_the_significance_of_the_line_weighted_image():
+@pytest.mark.parametrize("n_channels, line_fwhm", [(40, 6.0), (24, 8.0)])
+def test_psf_snr_is_the_significance_of_the_line_weighted_image(n_channels, line_fwhm):
     """``psf_snr`` comes from the channels weighted by the line profile, the matched filter
     of a Gaussian line: for a point source it exceeds the plain sum's flux / flux_err by
     [sum(w p) / sqrt(sum(w^2))] / [sum(p) / sqrt(n)] over the fitted channels (w = p),
-    computed here from scipy's normal distribution."""
+    computed here from scipy's normal distribution. The second case is a line too wide to
+    leave line-free channels (its continuum is fitted with the line, and none is found)."""
     from scipy.stats import norm
 
-    from deepfocus_radio.sources.psf_fit import WINDOW
+    from deepfocus_radio.sources.psf_fit import CONTINUUM_OFFSET, WINDOW
 
-    config = AlmaConfig(image_shape=(48, 48), n_channels_range=(40, 40),
+    config = AlmaConfig(image_shape=(48, 48), n_channels_range=(n_channels, n_channels),
                         beam_fwhm_pixels_range=(4.0, 4.0), n_sources_range=(1, 1),
                         snr_range=(30.0, 30.0), source_fwhm_range=(0.0, 0.0),
-                        line_fwhm_range=(6.0, 6.0), continuum_fraction=0.0,
+                        line_fwhm_range=(line_fwhm, line_fwhm), continuum_fraction=0.0,
                         blend_fraction=0.0)
     single = simulate_alma_cube(config, seed=3)
     truth = single.truth_catalog()
@@ -305,9 +307,12 @@ def test_psf_snr_is_the_significance_of_the_line_weighted_image():
     refined = refine_with_psf(truth, noiseless_dirty(single), single.psf, noise=noise,
                               geometry=geometry(single), progress=False)
     z = truth["z"][0].value
-    sigma = 6.0 / np.sqrt(8 * np.log(2))  # channels
-    # the fitted channels: whole channels from z - 1.2 FWHM to z + 1.2 FWHM
-    channels = np.arange(np.floor(z - WINDOW * 6.0), np.ceil(z + WINDOW * 6.0) + 1)
+    sigma = line_fwhm / np.sqrt(8 * np.log(2))  # channels
+    # the fitted channels: whole channels from z - 1.2 FWHM to z + 1.2 FWHM, in the band
+    channels = np.arange(max(np.floor(z - WINDOW * line_fwhm), 0),
+                         min(np.ceil(z + WINDOW * line_fwhm) + 1, n_channels))
+    line_free = np.abs(np.arange(n_channels) - z) > CONTINUUM_OFFSET * line_fwhm
+    assert (line_free.sum() < 3) == (line_fwhm == 8.0)  # the joint-continuum case
     p = norm.cdf(channels + 0.5, z, sigma) - norm.cdf(channels - 0.5, z, sigma)
     gain = np.sqrt(np.sum(p ** 2)) / (np.sum(p) / np.sqrt(channels.size))
     boxcar = float(refined["flux"][0] / refined["flux_err"][0])
