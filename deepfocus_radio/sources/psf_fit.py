@@ -23,8 +23,7 @@ catalogued source there, by forward modelling:
   channels weighted by the line profile, which for a Gaussian line has about 1.25 times the
   signal-to-noise of the plain sum (on 40 simulated cubes: PA within 10 deg 0.63 -> 0.69,
   size scatter 28% -> 25%, position error 0.044 -> 0.033 beam). Residuals are in units of
-  the image's noise per beam (the noise is correlated over a beam), with a constant
-  background level solved for with the source (see below), and a Gaussian
+  the image's noise per beam (the noise is correlated over a beam), with a Gaussian
   prior on the axes, of width ``shape_prior`` times the catalogue's (at least
   ``PRIOR_FLOOR`` beam sigma), that keeps them near the deconvolved cube's estimate:
   size and flux are degenerate at moderate SNR (from the true catalogue of 10 simulated
@@ -33,17 +32,9 @@ catalogued source there, by forward modelling:
   fitted);
 - ``F`` is then the linear amplitude of that model in the plain sum, which holds the
   whole line whatever its profile (a flux from the matched image would follow any error
-  of the catalogue's line width: 5% for a width 10% off), again with a constant
-  background. Its error is the sum's noise and, in quadrature, the part of the matched
-  fit's flux error that the fitted centre and shape bring.
-
-The background takes up what the models do not hold: above all the sidelobes of sources
-farther than half the PSF plane (a dirty image is the sky convolved with a PSF twice its
-size, CASA's ``.psf`` has the image's size), which under a cluster of bright lines add a
-negative level of about 1% of their peak. On the 40 simulated calibration cubes of
-``examples/evaluate_alma.py``, the background raised the SNR >= 10 fluxes within 10% from
-0.77 to 0.81 (in one cube the five sources fitted from their true parameters were 6-18% low,
-noise free; 0-6% with the background).
+  of the catalogue's line width: 5% for a width 10% off). Its error is the sum's noise
+  and, in quadrature, the part of the matched fit's flux error that the fitted centre
+  and shape bring.
 
 The fitted Gaussian is the intrinsic source (the PSF is in the model), so no beam
 deconvolution follows. ``psf_snr`` is each fit's significance: the flux fitted on the
@@ -55,9 +46,8 @@ rows. A fit that fails, or that changes the flux by more than a factor ``MAX_FLU
 (usually a blend that the catalogue holds as one source), keeps the row's previous values;
 ``meta['psf_refined']`` counts the rows refined.
 
-Limits: sidelobes farther from a source than half the PSF plane are not modelled, only
-their mean level under each source (the background); sources are Gaussian in space and in
-frequency.
+Limits: sidelobes farther from a source than half the PSF plane are not modelled (CASA's
+``.psf`` has the image's size); sources are Gaussian in space and in frequency.
 """
 
 import numpy as np
@@ -592,17 +582,13 @@ class _Fitter:
         norms = {name: float(np.sum(predicted[name] ** 2)) for name in names}
         if not (norms["window"] > 0 and norms["matched"] > 0 and params[0] > 0):
             return None
-        amplitude, amplitude_err = _amplitude_on_background(
-            predicted["window"], images["window"][valid], sigmas["window"])
-        if not np.isfinite(amplitude):
-            return None
-        # the flux's error: the boxcar amplitude's noise (with the background's) and,
-        # relative, the part of the matched fit's flux error that comes from the fitted
-        # centre and shape
-        _, linear = _amplitude_on_background(predicted["matched"], images["matched"][valid],
-                                             sigmas["matched"])
+        amplitude = float(np.sum(predicted["window"] * images["window"][valid])) / norms["window"]
+        # the flux's error: the boxcar amplitude's noise and, relative, the part of the
+        # matched fit's flux error that comes from the fitted centre and shape
+        linear = sigmas["matched"] / np.sqrt(norms["matched"])
         from_shape = max(errors[0] ** 2 - linear ** 2, 0.0) / params[0] ** 2
-        errors[0] = np.sqrt(amplitude_err ** 2 + from_shape * amplitude ** 2)
+        errors[0] = np.sqrt(sigmas["window"] ** 2 / norms["window"]
+                            + from_shape * amplitude ** 2)
         params[0] = amplitude
         params[1] += xa
         params[2] += ya
@@ -732,16 +718,14 @@ class _Fitter:
             widths = [max(self.shape_prior * model.sigma_major, floor),
                       max(self.shape_prior * model.sigma_minor, floor)]
         p0 = np.clip(p0, lower, np.nextafter(upper, -np.inf))
-        n_source = len(p0)  # then the background level, which is not returned
-        p0, lower, upper = np.append(p0, 0.0), lower + [-np.inf], upper + [np.inf]
         convolve = _Convolver(shape, kernel)
 
         def residuals(params):
-            shape_params = (params[3:n_source] if fit_shape
-                            else (model.sigma_major, model.sigma_minor, model.angle))
+            shape_params = params[3:] if fit_shape else (model.sigma_major, model.sigma_minor,
+                                                         model.angle)
             g = gaussian_image(shape, params[1], params[2], *shape_params)
-            predicted = params[0] * convolve(g)[valid] + params[-1]
-            r = (predicted - data) / sigma
+            predicted = params[0] * convolve(g)
+            r = (predicted[valid] - data) / sigma
             if fit_shape and self.shape_prior > 0:
                 r = np.concatenate([r, [(params[3] - p0[3]) / widths[0],
                                         (params[4] - p0[4]) / widths[1]]])
@@ -755,21 +739,8 @@ class _Fitter:
             return None
         jac = result.jac
         covariance = np.linalg.pinv(jac.T @ jac)
-        errors = np.sqrt(np.clip(np.diag(covariance), 0, None))  # background marginalized
-        return _major_first(np.array(result.x[:n_source], dtype=float), errors[:n_source])
-
-
-def _amplitude_on_background(predicted, data, sigma):
-    """Least-squares amplitude of the model image ``predicted`` in ``data`` (flat arrays
-    over the fitted pixels) solved jointly with a constant background, and the amplitude's
-    error for a noise ``sigma`` per pixel (NaN and inf when the two cannot be told apart)."""
-    design = np.stack([predicted, np.ones_like(predicted)], axis=1)
-    normal = design.T @ design
-    if np.linalg.cond(normal) > 1e12:
-        return np.nan, np.inf
-    inverse = np.linalg.inv(normal)
-    amplitude = float((inverse @ (design.T @ data))[0])
-    return amplitude, float(sigma * np.sqrt(max(inverse[0, 0], 0.0)))
+        return _major_first(np.array(result.x, dtype=float),
+                            np.sqrt(np.clip(np.diag(covariance), 0, None)))
 
 
 def _major_first(params, errors):

@@ -318,18 +318,3 @@ def test_psf_snr_is_the_significance_of_the_line_weighted_image(n_channels, line
     boxcar = float(refined["flux"][0] / refined["flux_err"][0])
     assert gain > 1.1
     assert float(refined["psf_snr"][0]) / boxcar == pytest.approx(gain, rel=0.05)
-
-
-def test_a_uniform_background_under_the_sources_is_fitted_out(sim):
-    """Sidelobes from beyond the PSF plane (or any smooth large-scale emission) add a
-    nearly constant level under a source. The fit solves for that level with the flux:
-    without it, a negative level of 1.5% of the peak per channel took 11-14% of the fluxes
-    of these extended sources."""
-    truth = sim.truth_catalog()
-    dirty = noiseless_dirty(sim)
-    dirty -= 0.015 * dirty.max()
-    noise = np.full(sim.dirty.shape[0], float(np.median(sim.noise_rms)))
-    refined = refine_with_psf(perturbed(truth), dirty, sim.psf, noise=noise,
-                              geometry=geometry(sim), shape_prior=0.0, progress=False)
-    np.testing.assert_allclose(refined["flux"].to_value(FLUX), truth["flux"].to_value(FLUX),
-                               rtol=0.02)
