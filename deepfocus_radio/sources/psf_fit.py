@@ -47,7 +47,10 @@ rows. A fit that fails, or that changes the flux by more than a factor ``MAX_FLU
 ``meta['psf_refined']`` counts the rows refined.
 
 Limits: sidelobes farther from a source than half the PSF plane are not modelled (CASA's
-``.psf`` has the image's size); sources are Gaussian in space and in frequency.
+``.psf`` has the image's size): under bright clusters they bias fluxes low by a few per
+cent (a background level fitted with each source removed that bias but, on the simulated
+test set, added more noise than it took away; see the README); sources are Gaussian in
+space and in frequency.
 """
 
 import numpy as np
