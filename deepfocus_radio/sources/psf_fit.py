@@ -48,9 +48,9 @@ rows. A fit that fails, or that changes the flux by more than a factor ``MAX_FLU
 
 Limits: sidelobes farther from a source than half the PSF plane are not modelled (CASA's
 ``.psf`` has the image's size): under bright clusters they bias fluxes low by a few per
-cent (a background level fitted with each source removed that bias but, on the simulated
-test set, added more noise than it took away; see the README); sources are Gaussian in
-space and in frequency.
+cent. Fitting a constant background with each source removes that bias, but on the
+simulated test set it added more noise than it took away, so it is not done (see the
+README). Sources are Gaussian in space and in frequency.
 """
 
 import numpy as np
@@ -551,8 +551,8 @@ class _Fitter:
             return None
         result, errors, significance = result
         if "core" in groups:
-            result, joint = self._joint_continuum(result, images, groups, c0, box, errors)
-            if joint:  # a continuum fitted with the line takes part of its significance
+            if self._joint_continuum(result, images, groups, c0, box, errors):
+                # a continuum fitted with the line takes part of its significance
                 significance = min(significance, result.flux / errors[0])
         return result, errors, significance
 
@@ -608,17 +608,17 @@ class _Fitter:
     def _joint_continuum(self, model, images, groups, c0, box, errors):
         """Line flux and a continuum under it from the line's core and wings, for lines
         that leave too few line-free channels: a continuum detected at 3 sigma is kept
-        in the model and the flux is replaced by the joint solution (``errors[0]`` too).
-        Returns the model and whether the joint solution was kept."""
+        in ``model`` (updated in place) and the flux is replaced by the joint solution
+        (``errors[0]`` too). Returns whether the joint solution was kept."""
         rows, values, variances = [], [], []
         shape = self._unit_image(model, box, c0, groups["window"])
         norm = float(np.nansum(shape * shape))
         if norm <= 0:
-            return model, False
+            return False
         for name in ("core", "wings"):
             mask = groups[name]
             if not mask.any():
-                return model, False
+                return False
             channels = np.arange(c0, c0 + mask.size)[mask]
             amplitude = float(np.nansum(images[name] * shape)) / norm
             rows.append([model.profile[channels].sum(), mask.sum()])
@@ -630,16 +630,16 @@ class _Fitter:
             solution, *_ = np.linalg.lstsq(design * weights[:, None], values * weights, rcond=None)
             covariance = np.linalg.inv((design * weights[:, None]).T @ (design * weights[:, None]))
         except np.linalg.LinAlgError:
-            return model, False
+            return False
         flux, continuum = solution
         continuum_err = np.sqrt(max(covariance[1, 1], 0.0))
         flux_err = np.sqrt(max(covariance[0, 0], 0.0))
         if not (continuum > CONTINUUM_SNR * continuum_err and flux > 0 and flux_err > 0):
             model.continuum = 0.0
-            return model, False
+            return False
         model.flux, model.continuum = float(flux), float(continuum)
         errors[0] = flux_err
-        return model, True
+        return True
 
     def index_neighbours(self, models):
         """A KD tree of the sources' centres (a survey cube holds 1e4-1e5 sources: the

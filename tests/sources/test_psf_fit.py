@@ -293,7 +293,7 @@ def test_psf_snr_is_the_significance_of_the_line_weighted_image(n_channels, line
     leave line-free channels (its continuum is fitted with the line, and none is found)."""
     from scipy.stats import norm
 
-    from deepfocus_radio.sources.psf_fit import CONTINUUM_OFFSET, WINDOW
+    from deepfocus_radio.sources.psf_fit import CONTINUUM_OFFSET, MIN_CONTINUUM_CHANNELS, WINDOW
 
     config = AlmaConfig(image_shape=(48, 48), n_channels_range=(n_channels, n_channels),
                         beam_fwhm_pixels_range=(4.0, 4.0), n_sources_range=(1, 1),
@@ -312,7 +312,8 @@ def test_psf_snr_is_the_significance_of_the_line_weighted_image(n_channels, line
     channels = np.arange(max(np.floor(z - WINDOW * line_fwhm), 0),
                          min(np.ceil(z + WINDOW * line_fwhm) + 1, n_channels))
     line_free = np.abs(np.arange(n_channels) - z) > CONTINUUM_OFFSET * line_fwhm
-    assert (line_free.sum() < 3) == (line_fwhm == 8.0)  # the joint-continuum case
+    # the second case is the joint-continuum one
+    assert (line_free.sum() < MIN_CONTINUUM_CHANNELS) == (line_fwhm == 8.0)
     p = norm.cdf(channels + 0.5, z, sigma) - norm.cdf(channels - 0.5, z, sigma)
     gain = np.sqrt(np.sum(p ** 2)) / (np.sum(p) / np.sqrt(channels.size))
     boxcar = float(refined["flux"][0] / refined["flux_err"][0])
