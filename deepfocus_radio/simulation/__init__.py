@@ -21,7 +21,8 @@ The model, in short:
 * **Sky** (:mod:`.sky`, :mod:`.hi`): ALMA -- elliptical Gaussians (pixel-integrated)
   times Gaussian lines (channel-integrated), optional continuum; SKA -- inclined rotating
   exponential HI discs with double-horned profiles. Each source is scaled to a target
-  SNR; ``snr`` and ``peak`` are then measured on the noise-free dirty and clean cubes.
+  SNR; ``snr`` and ``peak`` are then measured on the noise-free dirty and clean cubes
+  that each source makes alone (a blended source keeps its own, not its neighbour's).
 
 Neglected: w-term, time and bandwidth smearing, calibration errors, and (for ALMA) the
 7 m / total-power arrays, so the largest scales are missing as in a 12 m-only image.

@@ -10,7 +10,7 @@ from deepfocus_radio.exceptions import ConfigError
 from deepfocus_radio.simulation.array import builtin_array, hour_angle_samples, read_antenna_file, uv_tracks
 from deepfocus_radio.simulation.config import AlmaConfig
 from deepfocus_radio.simulation.cube import SimulatedCube, cube_header
-from deepfocus_radio.simulation.imaging import UVSampling, fit_beam
+from deepfocus_radio.simulation.imaging import UVSampling, fit_beam, gaussian_kernel
 from deepfocus_radio.simulation.observe import observe
 from deepfocus_radio.simulation.sky import (
     Component,
@@ -25,6 +25,8 @@ __all__ = [
     "draw_observation",
     "choose_pixel_scale",
     "measure_sources",
+    "measure_channels",
+    "own_sky_planes",
     "as_config",
     "inside_fraction",
     "seed_card",
@@ -197,28 +199,72 @@ def _components(src, obs, beam_px, gain, shape):
     return components
 
 
-def measure_sources(sources, *, clean, dirty_signal, noise_rms):
-    """Measure ``peak`` (clean cube) and ``snr`` (noise-free dirty cube / noise) in place.
+def measure_channels(z, nchan):
+    """Channels in which :func:`measure_sources` looks for a source at channel ``z``: the
+    nearest channel and one on each side, within the cube."""
+    nearest = int(np.clip(np.rint(z), 0, nchan - 1))
+    return np.arange(max(nearest - 1, 0), min(nearest + 2, nchan))
 
-    Each is the maximum within +-1 pixel and +-1 channel of the source's nearest voxel, so
-    for a blended source it includes whatever a neighbour adds there.
+
+def own_sky_planes(components, channels, shape):
+    """The sky (Jy/pixel) that ``components`` alone make in ``channels``, shape
+    ``(len(channels), ny, nx)``."""
+    sliced = [Component(c.y0, c.x0, c.profile, np.asarray(c.spectrum)[channels])
+              for c in components]
+    return render_sky(sliced, shape, len(channels))
+
+
+def measure_sources(sources, own_sky, *, psf, beam_fwhm_pixels, noise_rms):
+    """Measure each source's own ``peak`` (clean cube) and ``snr`` (noise-free dirty cube
+    / noise), in place.
+
+    Each is the maximum, within +-1 pixel and +-1 channel (:func:`measure_channels`) of
+    the source's nearest voxel, of the cubes that the source *alone* makes: what a
+    neighbour adds there is not counted. A faint source half a beam from a bright one
+    keeps its own (low) SNR instead of taking its neighbour's, so that completeness per
+    SNR bin measures what can be detected (as for CASA's cubes in
+    ``examples/evaluate_casa.py``, whose truth is each source's own peak).
 
     Parameters
     ----------
     sources : list of dict
         Sources with ``x``, ``y``, ``z`` (pixels, channels); ``peak`` (Jy/beam) and ``snr``
         are set.
-    clean, dirty_signal : ndarray, shape (nchan, ny, nx)
-        Noise-free clean and dirty cubes, Jy/beam.
+    own_sky : list of ndarray, shape (n, ny, nx)
+        Each source's own sky (Jy/pixel, as observed: primary beam applied) in its
+        :func:`measure_channels`.
+    psf : ndarray, shape (nchan, ny, nx)
+        Per-channel PSF, peak 1 at ``(ny // 2, nx // 2)`` (the dirty cube's).
+    beam_fwhm_pixels : (float, float, float)
+        Restoring beam (the clean cube's): major, minor FWHM (pixels), pixel angle (deg).
     noise_rms : ndarray, shape (nchan,)
         Noise rms per channel of the dirty cube, Jy/beam.
     """
-    nchan, ny, nx = clean.shape
-    for src in sources:
-        z, y, x = (int(np.clip(np.rint(src[k]), 0, n - 1)) for k, n in (("z", nchan), ("y", ny), ("x", nx)))
-        box = (slice(max(z - 1, 0), z + 2), slice(max(y - 1, 0), y + 2), slice(max(x - 1, 0), x + 2))
-        src["peak"] = float(clean[box].max())
-        src["snr"] = float(dirty_signal[box].max() / noise_rms[z])
+    nchan, ny, nx = psf.shape
+    beam = gaussian_kernel(beam_fwhm_pixels, (ny, nx), centred=True)
+    for src, planes in zip(sources, own_sky):
+        channels = measure_channels(src["z"], nchan)
+        y, x = (int(np.clip(np.rint(src[k]), 0, n - 1)) for k, n in (("y", ny), ("x", nx)))
+        pixels = [(j, i) for j in range(max(y - 1, 0), min(y + 2, ny))
+                  for i in range(max(x - 1, 0), min(x + 2, nx))]
+        dirty = max(max(_response_at(plane, psf[c], pixels)) for c, plane in zip(channels, planes))
+        src["peak"] = float(max(max(_response_at(plane, beam, pixels)) for plane in planes))
+        src["snr"] = float(dirty / noise_rms[int(np.clip(np.rint(src["z"]), 0, nchan - 1))])
+
+
+def _response_at(plane, kernel, pixels):
+    """``plane`` convolved with ``kernel`` (peak at ``(ny // 2, nx // 2)``, as the
+    simulator's PSF) at each ``(y, x)`` of ``pixels``: a direct sum over the plane's
+    non-zero pixels, which for one source are far fewer than an FFT's."""
+    iy, ix = np.nonzero(plane)
+    values = plane[iy, ix].astype(float)
+    ny, nx = kernel.shape
+    out = []
+    for y, x in pixels:
+        ky, kx = y - iy + ny // 2, x - ix + nx // 2
+        inside = (ky >= 0) & (ky < ny) & (kx >= 0) & (kx < nx)
+        out.append(float(values[inside] @ kernel[ky[inside], kx[inside]]))
+    return out
 
 
 #: Columns of ``SimulatedCube.sources`` (the ``*_params.csv`` rows, without ``ID``).
@@ -320,19 +366,23 @@ def simulate_alma_cube(config=None, *, seed, workers=None):
     beam_px = _beam_pixels(beam, pixel_arcsec)
     pb = (_primary_beam(config.image_shape, obs["frequencies"], sampling.pixel_scale, float(array.diameter.max()))
           if config.primary_beam else None)
-    sources, components = [], []
+    sources, components, own_sky = [], [], []
     for _ in range(obs["n_sources"]):
         src = _draw_source(config, rng, obs, beam_px, sources)
         zyx = tuple(int(np.rint(src[k])) for k in ("z", "y", "x"))
         src["pb_gain"] = float(pb[zyx]) if pb is not None else 1.0
-        components.extend(_components(src, obs, beam_px, src["pb_gain"], config.image_shape))
+        own = _components(src, obs, beam_px, src["pb_gain"], config.image_shape)
+        channels = measure_channels(src["z"], obs["nchan"])
+        planes = own_sky_planes(own, channels, config.image_shape)
+        own_sky.append(planes * pb[channels] if pb is not None else planes)
+        components.extend(own)
         sources.append(src)
     sky = render_sky(components, config.image_shape, obs["nchan"])
     apparent = sky * pb if pb is not None else sky
     noise_rms = np.full(obs["nchan"], obs["noise_rms"])
     result = observe(apparent, obs["frequencies"], psf_model=sampling, beam_fwhm_pixels=beam_px,
                      noise_rms=noise_rms, rng=rng, workers=workers)
-    measure_sources(sources, clean=result.clean, dirty_signal=result.dirty_signal, noise_rms=noise_rms)
+    measure_sources(sources, own_sky, psf=result.psf, beam_fwhm_pixels=beam_px, noise_rms=noise_rms)
     header = _alma_header(config, obs, beam, pixel_arcsec, seed, max_baseline)
     return SimulatedCube(
         dirty=result.dirty_signal + result.noise, clean=result.clean,

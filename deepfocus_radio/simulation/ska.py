@@ -14,6 +14,7 @@ from deepfocus_radio.simulation.alma import (
     _uniform,
     as_config,
     draw_observation,
+    measure_channels,
     measure_sources,
     morphology_class,
     seed_card,
@@ -161,15 +162,18 @@ def simulate_ska_cube(config=None, *, seed, workers=None):
     psf_model, beam = _psf_model(config, obs)
     beam_px = _beam_pixels(beam, config.pixel_scale)
     sky = np.zeros((obs["nchan"], *config.image_shape), dtype=np.float32)
-    galaxies = []
+    galaxies, own_sky = [], []
     for _ in range(obs["n_sources"]):
         gal = _draw_disc(config, rng, obs, beam_px, galaxies)
-        _add_disc(sky, gal, obs, beam_px, config)
+        own = np.zeros_like(sky)
+        _add_disc(own, gal, obs, beam_px, config)
+        sky += own
+        own_sky.append(own[measure_channels(gal["z"], obs["nchan"])])
         galaxies.append(gal)
     noise_rms = np.full(obs["nchan"], obs["noise_rms"])
     result = observe(sky, obs["frequencies"], psf_model=psf_model, beam_fwhm_pixels=beam_px, noise_rms=noise_rms,
                      rng=rng, workers=workers)
-    measure_sources(galaxies, clean=result.clean, dirty_signal=result.dirty_signal, noise_rms=noise_rms)
+    measure_sources(galaxies, own_sky, psf=result.psf, beam_fwhm_pixels=beam_px, noise_rms=noise_rms)
     header = _ska_header(config, obs, beam, seed)
     table = _source_table(galaxies, header, SOURCE_COLUMNS)
     return SimulatedCube(

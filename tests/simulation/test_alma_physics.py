@@ -179,6 +179,28 @@ def test_snr_and_peak_are_measured_in_the_noise_free_cubes(tmp_path):
     assert 2.0 < row["snr"] < 4.5  # a faint source near its target SNR of 3
 
 
+def test_a_blended_source_keeps_its_own_snr(tmp_path):
+    """A faint point source 2 pixels from one 9x brighter: its ``snr`` is its own peak
+    (its line's peak flux density over the noise), not its neighbour's, which the
+    noise-free dirty cube shows at its position."""
+    config = AlmaConfig(**{**SMALL, "n_sources_range": (2, 2), "blend_fraction": 1.0,
+                           "source_fwhm_range": (0.0, 0.0), "snr_range": (3.0, 100.0)})
+    cube = simulate_alma_cube(config, seed=3)
+    cube.write(tmp_path, 0)
+    sky = fits.getdata(tmp_path / "sky_cube_0.fits").astype(float)
+    psf = fits.getdata(tmp_path / "psf_cube_0.fits").astype(float)
+    faint, bright = sorted(cube.sources, key=lambda row: row["snr"])
+    z, y, x = (int(round(faint[k])) for k in ("z", "y", "x"))
+    assert np.hypot(faint["x"] - bright["x"], faint["y"] - bright["y"]) < 3
+    own = faint["line_peak"] / cube.noise_rms[z]
+    assert faint["snr"] == pytest.approx(own, rel=0.03)
+    box = (slice(y - 1, y + 2), slice(x - 1, x + 2))
+    blend = max(fftconvolve(sky[k], psf[k], mode="same")[box].max()
+                for k in (z - 1, z, z + 1)) / cube.noise_rms[z]
+    assert blend > 5 * faint["snr"]
+    assert bright["snr"] == pytest.approx(bright["line_peak"] / cube.noise_rms[z], rel=0.03)
+
+
 def test_class_label_separates_point_and_extended_sources():
     points = simulate_alma_cube(_one_source(source_fwhm_range=(0.0, 0.4)), seed=1).sources
     extended = simulate_alma_cube(_one_source(source_fwhm_range=(0.6, 2.0)), seed=1).sources

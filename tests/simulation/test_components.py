@@ -276,15 +276,20 @@ def test_builtin_layouts_are_the_documented_generator_output():
         np.testing.assert_allclose(builtin_array(name).enu, expected.enu, atol=1e-3)
 
 
-def test_measure_sources_takes_the_peak_near_each_source():
+def test_measure_sources_takes_each_sources_own_peak_near_it():
     from deepfocus_radio.simulation.alma import measure_sources
 
-    clean = np.zeros((5, 10, 10))
-    dirty = np.zeros((5, 10, 10))
-    clean[2, 4, 6], dirty[3, 5, 5], dirty[2, 9, 9] = 2.0, 3.0, 50.0  # the last is too far away
+    psf = np.zeros((5, 10, 10))
+    psf[:, 5, 5], psf[:, 5, 6] = 1.0, 0.5  # a peak-1 PSF with a sidelobe one pixel east
+    own = np.zeros((3, 10, 10))  # channels 1-3 of a source at (4.4, 5.2, 2.1)
+    own[1, 4, 4] = 3.0
+    own[0, 9, 0] = 50.0  # its own emission too far away to count
     sources = [{"x": 5.2, "y": 4.4, "z": 2.1}]
-    measure_sources(sources, clean=clean, dirty_signal=dirty, noise_rms=np.full(5, 0.5))
-    assert sources[0]["peak"] == 2.0 and sources[0]["snr"] == 6.0
+    measure_sources(sources, [own], psf=psf, beam_fwhm_pixels=(1.0, 1.0, 0.0),
+                    noise_rms=np.full(5, 0.5))
+    assert sources[0]["snr"] == pytest.approx(3.0 / 0.5)  # the PSF's peak at (4, 4)
+    assert sources[0]["peak"] == pytest.approx(3.0)  # the restoring beam's
+    # at (4, 5), one pixel east, the sidelobe gives 1.5: the maximum is the peak
 
 
 def test_small_helpers():
