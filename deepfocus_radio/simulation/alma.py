@@ -26,7 +26,6 @@ __all__ = [
     "choose_pixel_scale",
     "measure_sources",
     "measure_channels",
-    "own_sky_planes",
     "as_config",
     "inside_fraction",
     "seed_card",
@@ -206,7 +205,7 @@ def measure_channels(z, nchan):
     return np.arange(max(nearest - 1, 0), min(nearest + 2, nchan))
 
 
-def own_sky_planes(components, channels, shape):
+def _own_sky_planes(components, channels, shape):
     """The sky (Jy/pixel) that ``components`` alone make in ``channels``, shape
     ``(len(channels), ny, nx)``."""
     sliced = [Component(c.y0, c.x0, c.profile, np.asarray(c.spectrum)[channels])
@@ -373,7 +372,7 @@ def simulate_alma_cube(config=None, *, seed, workers=None):
         src["pb_gain"] = float(pb[zyx]) if pb is not None else 1.0
         own = _components(src, obs, beam_px, src["pb_gain"], config.image_shape)
         channels = measure_channels(src["z"], obs["nchan"])
-        planes = own_sky_planes(own, channels, config.image_shape)
+        planes = _own_sky_planes(own, channels, config.image_shape)
         own_sky.append(planes * pb[channels] if pb is not None else planes)
         components.extend(own)
         sources.append(src)

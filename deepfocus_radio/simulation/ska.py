@@ -165,10 +165,10 @@ def simulate_ska_cube(config=None, *, seed, workers=None):
     galaxies, own_sky = [], []
     for _ in range(obs["n_sources"]):
         gal = _draw_disc(config, rng, obs, beam_px, galaxies)
-        own = np.zeros_like(sky)
-        _add_disc(own, gal, obs, beam_px, config)
-        sky += own
-        own_sky.append(own[measure_channels(gal["z"], obs["nchan"])])
+        channels = measure_channels(gal["z"], obs["nchan"])
+        before = sky[channels]  # a copy (fancy indexing): the galaxy's own sky is the change
+        _add_disc(sky, gal, obs, beam_px, config)
+        own_sky.append(sky[channels] - before)
         galaxies.append(gal)
     noise_rms = np.full(obs["nchan"], obs["noise_rms"])
     result = observe(sky, obs["frequencies"], psf_model=psf_model, beam_fwhm_pixels=beam_px, noise_rms=noise_rms,
