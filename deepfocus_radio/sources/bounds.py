@@ -96,14 +96,20 @@ def cramer_rao_bound(flux, sigma_major, sigma_minor, angle, profile, psf, noise_
     Raises
     ------
     ValueError
-        For a name not in :data:`PARAMETERS`.
+        For a name not in :data:`PARAMETERS`, a flux or axis that is not positive, or a
+        profile whose length is not the PSF's number of channels.
     """
     unknown = set(free) - set(PARAMETERS)
     if unknown:
         raise ValueError(f"unknown parameters {sorted(unknown)}: choose from {PARAMETERS}")
+    if not (flux > 0 and sigma_major > 0 and sigma_minor > 0):
+        raise ValueError(f"flux ({flux}) and axes ({sigma_major}, {sigma_minor} pixels) must "
+                         "be positive: a point source has a small but finite sigma")
     keep = [PARAMETERS.index(name) for name in free]
     psf = np.asarray(psf, dtype=float)
     profile = np.atleast_1d(np.asarray(profile, dtype=float))
+    if psf.ndim == 3 and psf.shape[0] != profile.size:
+        raise ValueError(f"the line profile has {profile.size} channels, the PSF {psf.shape[0]}")
     psf = np.broadcast_to(psf, (profile.size,) + psf.shape[-2:])
     ny, nx = psf.shape[-2:]
     noise_power = np.broadcast_to(np.asarray(noise_power, dtype=float), psf.shape)

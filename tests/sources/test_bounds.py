@@ -91,3 +91,18 @@ def test_a_known_shape_gives_the_matched_filter_flux_error():
     assert free_shape[0, 0] > 1.5 * cov[0, 0]
     with pytest.raises(ValueError, match="unknown parameters"):
         cramer_rao_bound(30.0, a, b, 0.4, [1.0], delta_psf(), np.ones(SHAPE), free=("size",))
+
+
+@pytest.mark.parametrize("args, message", [
+    ((0.0, 3.0, 2.0), "must be positive"),
+    ((1.0, 3.0, 0.0), "must be positive"),
+])
+def test_bad_sources_get_clear_errors(args, message):
+    with pytest.raises(ValueError, match=message):
+        cramer_rao_bound(*args, 0.0, [1.0], delta_psf(), np.ones(SHAPE))
+
+
+def test_a_profile_that_does_not_fit_the_psf_cube_is_an_error():
+    with pytest.raises(ValueError, match="3 channels, the PSF 2"):
+        cramer_rao_bound(1.0, 3.0, 2.0, 0.0, [0.2, 0.5, 0.3], np.stack([delta_psf()] * 2),
+                         np.ones(SHAPE))
