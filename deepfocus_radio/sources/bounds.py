@@ -15,6 +15,7 @@ estimators do worse than the bound (their errors are no longer Gaussian).
 """
 
 import numpy as np
+from scipy import stats
 
 from deepfocus_radio.sources.psf_fit import gaussian_image
 
@@ -27,9 +28,10 @@ PARAMETERS = ("flux", "x", "y", "sigma_major", "sigma_minor", "angle")
 def noise_power_spectrum(cube):
     """Noise power per Fourier mode of the planes of a dirty cube.
 
-    The per-mode median over channels of ``|FFT(plane)|**2 / npix``, divided by ``ln 2``
-    (the median of an exponential distribution over its mean): sources that fill a few
-    channels do not bias it.
+    The per-mode median over channels of ``|FFT(plane)|**2 / npix``, divided by the
+    median of its distribution over its mean (``ln 2`` for a complex mode; 0.455, the
+    chi-square's with one degree of freedom, for the modes of a real image that are real:
+    zero and Nyquist frequencies): sources that fill a few channels do not bias it.
 
     Parameters
     ----------
@@ -45,9 +47,12 @@ def noise_power_spectrum(cube):
     cube = np.asarray(cube, dtype=float)
     if cube.ndim != 3 or not np.all(np.isfinite(cube)):
         raise ValueError("noise_power_spectrum needs a NaN-free (chan, y, x) cube")
-    npix = cube.shape[1] * cube.shape[2]
-    power = np.abs(np.fft.fft2(cube)) ** 2 / npix
-    return np.median(power, axis=0) / np.log(2.0)
+    ny, nx = cube.shape[1:]
+    power = np.median(np.abs(np.fft.fft2(cube)) ** 2, axis=0) / (ny * nx)
+    real_y = np.isin(np.arange(ny), [0, ny // 2] if ny % 2 == 0 else [0])
+    real_x = np.isin(np.arange(nx), [0, nx // 2] if nx % 2 == 0 else [0])
+    ratio = np.where(real_y[:, None] & real_x[None, :], stats.chi2(1).median(), np.log(2.0))
+    return power / ratio
 
 
 def cramer_rao_bound(flux, sigma_major, sigma_minor, angle, profile, psf, noise_power, *,
