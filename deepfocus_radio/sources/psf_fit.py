@@ -24,8 +24,9 @@ catalogued source there, by forward modelling:
   signal-to-noise of the plain sum (on 40 simulated cubes: PA within 10 deg 0.63 -> 0.69,
   size scatter 28% -> 25%, position error 0.044 -> 0.033 beam). Residuals are in units of
   the image's noise per beam (the noise is correlated over a beam), with a Gaussian
-  prior on the axes, of width ``shape_prior`` times the catalogue's (at least
-  ``PRIOR_FLOOR`` beam sigma), that keeps them near the deconvolved cube's estimate:
+  prior on the axes, of width ``shape_prior`` times the axes the fit starts from (at
+  least ``PRIOR_FLOOR`` beam sigma), that keeps them near the deconvolved cube's estimate
+  (the first pass is centred on the catalogue's axes, each later one on the last pass's):
   size and flux are degenerate at moderate SNR (from the true catalogue of 10 simulated
   cubes, free axes gave 58% of the SNR >= 10 fluxes within 10%, the true axes held fixed
   83%); sources the catalogue gives as unresolved stay point sources (only the centre is
@@ -189,7 +190,8 @@ def refine_with_psf(table, dirty, psf, *, noise, geometry, iterations=2, shape_p
     iterations : int, optional
         Passes over the catalogue; each subtracts the neighbours as last fitted.
     shape_prior : float, optional
-        Width of the prior on the axes, relative to the catalogue's (0: axes free).
+        Width of the prior on the axes, relative to the axes each pass starts from (the
+        catalogue's in the first; 0: axes free).
     flux_fractional_error : float, optional
         Added in quadrature to the fit's flux error, times the flux: the error of the
         neighbours' models and of the fixed line and shape, calibrated on simulations
