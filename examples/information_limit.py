@@ -30,8 +30,9 @@ from scipy import special, stats
 
 from deepfocus_radio.conventions import FWHM_TO_SIGMA, pa_to_pixel_angle
 from deepfocus_radio.exceptions import NoSourcesFoundWarning
+from deepfocus_radio.inference import deconvolve
 from deepfocus_radio.simulation import simulate_alma_cube
-from deepfocus_radio.sources import score_catalog, score_catalogs
+from deepfocus_radio.sources import find_sources, score_catalog, score_catalogs
 from deepfocus_radio.sources.bounds import cramer_rao_bound, noise_power_spectrum
 from deepfocus_radio.sources.characterize import SkyGeometry
 from deepfocus_radio.sources.psf_fit import cube_line_profile, gaussian_image, refine_with_psf
@@ -96,20 +97,21 @@ def fit_from_truth(sim, rng):
     geometry = SkyGeometry(dirty.wcs, sim.beam, dirty.shape[0])
     found = refine_with_psf(start, dirty, sim.psf, noise=sim.noise_rms, geometry=geometry,
                             progress=False)
-    return found, truth, dict(beam=sim.beam, pixel_scale=sim.pixel_scale,
-                              channel_width=abs(sim.header["CDELT3"]) * u.Hz)
+    return found, truth, matching_geometry(sim)
 
 
 def ours(sim):
     """The pipeline's catalogue (``deepfocus+psf`` at 4 sigma) and the truth."""
-    from deepfocus_radio.inference import deconvolve
-    from deepfocus_radio.sources import find_sources
-
     dirty = sim.to_spectral_cube("dirty")
     found = find_sources(dirty, "alma", deconvolved=deconvolve(dirty, "alma", progress=False),
                          threshold=4.0, psf=sim.psf, progress=False)
-    return found, sim.truth_catalog(), dict(beam=sim.beam, pixel_scale=sim.pixel_scale,
-                                            channel_width=abs(sim.header["CDELT3"]) * u.Hz)
+    return found, sim.truth_catalog(), matching_geometry(sim)
+
+
+def matching_geometry(sim):
+    """Beam, pixel scale and channel width for :func:`score_catalog`."""
+    return dict(beam=sim.beam, pixel_scale=sim.pixel_scale,
+                channel_width=abs(sim.header["CDELT3"]) * u.Hz)
 
 
 def summarize(bounds, report):
@@ -214,9 +216,11 @@ def main(argv=None):
     out.mkdir(parents=True, exist_ok=True)
     table = markdown(tables, args)
     (out / "results.md").write_text(table + "\n")
-    (out / "results.json").write_text(json.dumps(
-        {"args": vars(args), "tables": {title: rows for title, (_, rows) in tables.items()}},
-        indent=1))
+    tables_json = {title: [{key: None if isinstance(value, float) and not np.isfinite(value)
+                            else value for key, value in row.items()} for row in rows]
+                   for title, (_, rows) in tables.items()}  # NaN is not JSON
+    (out / "results.json").write_text(json.dumps({"args": vars(args), "tables": tables_json},
+                                                 indent=1))
     print(table)
     return tables
 
