@@ -54,6 +54,25 @@ def test_config(size, n_channels):
                       snr_range=(2.0, 50.0), source_fwhm_range=(0.0, 2.0))
 
 
+def simulate_test_cube(index, size, n_channels, seed_base=TEST_SEED):
+    """Cube ``index`` of the test set (or of the calibration set, ``CALIBRATION_SEED``)."""
+    seed = np.random.SeedSequence([seed_base, index]).generate_state(1)[0]
+    return simulate_alma_cube(test_config(size, n_channels), seed=int(seed))
+
+
+def matching_geometry(sim):
+    """Beam, pixel scale and channel width of a simulated cube, for score_catalog."""
+    return dict(beam=sim.beam, pixel_scale=sim.pixel_scale,
+                channel_width=abs(sim.header["CDELT3"]) * u.Hz)
+
+
+def add_test_set_arguments(parser):
+    """The options that choose the test cubes: how many, their size and channels."""
+    parser.add_argument("--n-cubes", type=int, default=50)
+    parser.add_argument("--size", type=int, default=96)
+    parser.add_argument("--channels", type=int, default=32)
+
+
 def clean_baseline(sim, dirty, *, casa):
     """CLEAN-deconvolved cube (Jy/beam, common beam) of a simulated dirty cube."""
     noise = np.asarray(sim.noise_rms, dtype=float)
@@ -75,11 +94,9 @@ def clean_baseline(sim, dirty, *, casa):
 
 def run_cube(index, args):
     """Catalogues of every method and threshold for one test cube."""
-    seed = np.random.SeedSequence([TEST_SEED, index]).generate_state(1)[0]
-    sim = simulate_alma_cube(test_config(args.size, args.channels), seed=int(seed))
+    sim = simulate_test_cube(index, args.size, args.channels)
     dirty = sim.to_spectral_cube("dirty")
-    geometry = dict(beam=sim.beam, pixel_scale=sim.pixel_scale,
-                    channel_width=abs(sim.header["CDELT3"]) * u.Hz)
+    geometry = matching_geometry(sim)
     times, found = {}, {}
     start = time.perf_counter()
     searched = {"deepfocus": deconvolve(dirty, args.model, progress=False)}
@@ -182,9 +199,7 @@ def markdown(results, chosen, times, args):
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--n-cubes", type=int, default=50)
-    parser.add_argument("--size", type=int, default=96)
-    parser.add_argument("--channels", type=int, default=32)
+    add_test_set_arguments(parser)
     parser.add_argument("--model", default="alma")
     parser.add_argument("--purity", type=float, default=0.95)
     parser.add_argument("--no-clean", dest="clean", action="store_false")
@@ -251,15 +266,13 @@ def calibrate_flux_error(args):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", NoSourcesFoundWarning)
         for index in tqdm(range(args.calibrate), desc="calibrate", unit="cube"):
-            seed = np.random.SeedSequence([CALIBRATION_SEED, index]).generate_state(1)[0]
-            sim = simulate_alma_cube(test_config(args.size, args.channels), seed=int(seed))
+            sim = simulate_test_cube(index, args.size, args.channels, CALIBRATION_SEED)
             dirty = sim.to_spectral_cube("dirty")
             found, searched = find_sources(dirty, args.model, threshold=threshold,
                                            return_deconvolved=True, progress=False)
             refined = find_sources(dirty, args.model, threshold=threshold, deconvolved=searched,
                                    psf=sim.psf, progress=False)
-            geometry = dict(beam=sim.beam, pixel_scale=sim.pixel_scale,
-                            channel_width=abs(sim.header["CDELT3"]) * u.Hz)
+            geometry = matching_geometry(sim)
             pairs.append((found, sim.truth_catalog(), geometry))
             psf_pairs.append((refined, sim.truth_catalog(), geometry))
     fraction, n = fit_flux_fraction(pairs)

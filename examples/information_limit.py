@@ -31,12 +31,12 @@ from scipy import special, stats
 from deepfocus_radio.conventions import FWHM_TO_SIGMA, pa_to_pixel_angle
 from deepfocus_radio.exceptions import NoSourcesFoundWarning
 from deepfocus_radio.inference import deconvolve
-from deepfocus_radio.simulation import simulate_alma_cube
 from deepfocus_radio.sources import find_sources, score_catalog, score_catalogs
 from deepfocus_radio.sources.bounds import cramer_rao_bound, noise_power_spectrum
 from deepfocus_radio.sources.characterize import SkyGeometry
 from deepfocus_radio.sources.psf_fit import cube_line_profile, gaussian_image, refine_with_psf
-from evaluate_alma import SNR_BINS, TEST_SEED, test_config
+from evaluate_alma import (SNR_BINS, TEST_SEED, add_test_set_arguments, matching_geometry,
+                           simulate_test_cube)
 
 RESOLVED = 1.5  # beams (major axes), as score_catalog's resolved_factor
 FLUX_TOLERANCE, PA_TOLERANCE = 0.1, 10.0
@@ -108,12 +108,6 @@ def ours(sim):
     return found, sim.truth_catalog(), matching_geometry(sim)
 
 
-def matching_geometry(sim):
-    """Beam, pixel scale and channel width for :func:`score_catalog`."""
-    return dict(beam=sim.beam, pixel_scale=sim.pixel_scale,
-                channel_width=abs(sim.header["CDELT3"]) * u.Hz)
-
-
 def summarize(bounds, report):
     """Per SNR bin and over all: the fractions within the tolerances at the bounds, and the
     measured fractions of ``report`` (None: none)."""
@@ -176,9 +170,7 @@ def markdown(tables, args):
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--n-cubes", type=int, default=50)
-    parser.add_argument("--size", type=int, default=96)
-    parser.add_argument("--channels", type=int, default=32)
+    add_test_set_arguments(parser)
     parser.add_argument("--seed-base", type=int, default=TEST_SEED)
     parser.add_argument("--seed", type=int, default=0, help="seed of the random start angles")
     parser.add_argument("--no-fit", dest="fit", action="store_false",
@@ -197,8 +189,7 @@ def main(argv=None):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", NoSourcesFoundWarning)
         for index in tqdm(range(args.n_cubes), desc="bounds", unit="cube"):
-            seed = np.random.SeedSequence([args.seed_base, index]).generate_state(1)[0]
-            sim = simulate_alma_cube(test_config(args.size, args.channels), seed=int(seed))
+            sim = simulate_test_cube(index, args.size, args.channels, args.seed_base)
             bounds.append(source_bounds(sim, args.min_power))
             if args.fit:
                 from_truth.append(fit_from_truth(sim, rng))
