@@ -236,3 +236,88 @@ def test_score_catalogs_pools_pairs_with_their_own_geometry():
     assert pooled.errors["flux"].n == 3
     with pytest.raises(ConfigError, match="at least one"):
         score_catalogs([])
+
+
+def _wilson(k, n, confidence=0.6827):
+    """The Wilson score interval, from its formula (Wilson 1927)."""
+    from scipy.stats import norm
+
+    z = norm.ppf(0.5 + confidence / 2)
+    p = k / n
+    centre = (p + z ** 2 / (2 * n)) / (1 + z ** 2 / n)
+    half = z / (1 + z ** 2 / n) * np.sqrt(p * (1 - p) / n + z ** 2 / (4 * n ** 2))
+    return centre - half, centre + half
+
+
+def test_fractions_carry_their_wilson_intervals(tmp_path):
+    truth = _truth()
+    found = _found([
+        dict(id=1, x=11, y=10, z=6, flux=1.05, fwhm_major=0.8, fwhm_minor=0.5, pa=175.0,
+             line_fwhm=4.2, snr=19.0, flux_err=0.1),
+        dict(id=2, x=45, y=40, z=20, flux=0.4, line_fwhm=3.0, snr=6.0, flux_err=0.05),
+        dict(id=3, x=90, y=90, z=3, flux=0.3, snr=4.5),
+        dict(id=4, x=70, y=21, z=33, flux=0.2, line_fwhm=3.0, snr=4.2, flux_err=0.1),
+    ])
+    report = score_catalog(found, truth)
+    assert report.completeness_interval == pytest.approx(_wilson(3, 4), abs=1e-6)
+    assert report.purity_interval == pytest.approx(_wilson(3, 4), abs=1e-6)
+    assert report.errors["flux"].within_interval == pytest.approx(_wilson(2, 3), abs=1e-6)
+    # found-SNR bin 3-5 holds one true and one false source; the truth bin 0-3 none found
+    assert report.bins[1]["purity_interval"] == pytest.approx(_wilson(1, 2), abs=1e-6)
+    low, high = report.bins[0]["completeness_interval"]
+    assert low == pytest.approx(0.0, abs=1e-9) and high == pytest.approx(_wilson(0, 1)[1])
+    assert report.bins[0]["purity_interval"][0] != report.bins[0]["purity_interval"][0]  # NaN
+    table = report.to_table()
+    assert table["completeness_low"][-1] == pytest.approx(_wilson(3, 4)[0], abs=1e-6)
+    assert table["flux_within_high"][-1] == pytest.approx(_wilson(2, 3)[1], abs=1e-6)
+    report.to_json(tmp_path / "r.json")
+    saved = json.loads((tmp_path / "r.json").read_text())
+    assert saved["completeness_interval"] == pytest.approx(list(_wilson(3, 4)), abs=1e-6)
+
+
+def _grid_truth(n, snr):
+    rows = [dict(id=i + 1, x=10 + 20 * (i % 5), y=10 + 20 * (i // 5), z=10, flux=1.0,
+                 fwhm_major=0.0, fwhm_minor=0.0, pa=np.nan, line_fwhm=3.0, snr=snr[i])
+            for i in range(n)]
+    return catalog_from_rows(rows, meta=dict(META))
+
+
+def test_compare_reports_counts_each_finders_sources_and_tests_them():
+    from scipy.stats import binom
+
+    from deepfocus_radio.sources import compare_reports, score_catalogs
+
+    snr = [4.0] * 6 + [20.0] * 4
+    truth = _grid_truth(10, snr)
+    # the first finds all ten, fluxes within 10% but for source 9;
+    # the second misses sources 0-5 (all SNR 4), fluxes 20% off for sources 6 and 7
+    first = _found([dict(id=i + 1, x=truth["x"][i].value, y=truth["y"][i].value, z=10,
+                         flux=1.3 if i == 9 else 1.02, line_fwhm=3.0, snr=snr[i])
+                    for i in range(10)])
+    second = _found([dict(id=i + 1, x=truth["x"][i].value, y=truth["y"][i].value, z=10,
+                          flux=1.2 if i in (6, 7) else 1.0, line_fwhm=3.0, snr=snr[i])
+                     for i in range(6, 10)])
+    # two cubes: the same pair of catalogues twice
+    a = score_catalogs([(first, truth), (first, truth)])
+    b = score_catalogs([(second, truth), (second, truth)])
+    table = compare_reports(a, b)
+    assert list(table["snr_bin"]) == ["0-3", "3-5", "5-10", ">=10", "all"]
+    low, high = table[1], table[3]
+    assert (low["n_truth"], low["both"], low["only_first"], low["only_second"],
+            low["neither"]) == (12, 0, 12, 0, 0)
+    assert low["completeness_first"] == 1.0 and low["completeness_second"] == 0.0
+    # exact McNemar: 12 discordant sources all one way, two-sided
+    assert low["p_value"] == pytest.approx(2 * binom.pmf(0, 12, 0.5))
+    assert (high["both"], high["only_first"], high["only_second"], high["p_value"]) == (
+        8, 0, 0, 1.0)
+    # fluxes of the 8 common sources: 2 within only in the second (9 twice), 4 only in
+    # the first (6 and 7 twice): p = P(X <= 2 or X >= 4), X ~ Binomial(6, 1/2)
+    assert (high["flux_both"], high["flux_only_first"], high["flux_only_second"]) == (8, 4, 2)
+    expected = binom.cdf(2, 6, 0.5) + binom.sf(3, 6, 0.5)
+    assert high["flux_p_value"] == pytest.approx(min(expected, 1.0))
+    assert table[-1]["n_truth"] == 20 and table[-1]["only_first"] == 12
+    # reversed order swaps the columns
+    swapped = compare_reports(b, a)
+    assert list(swapped["only_first"]) == list(table["only_second"])
+    with pytest.raises(ConfigError, match="same truth"):
+        compare_reports(a, score_catalogs([(first, _grid_truth(10, [5.0] * 10))]))
