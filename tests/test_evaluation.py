@@ -41,3 +41,24 @@ def test_evaluation_script_scores_all_methods(tmp_path):
     # the noiseless clean cube is the ceiling: nothing false is found in it
     ceiling = results["true-clean"][chosen["true-clean"]]
     assert ceiling.purity == 1.0 and ceiling.n_matched >= ours.n_matched - 1
+    # the paired comparison: ours against every other method, on the same true sources
+    paired = saved["paired"]
+    assert paired["ours"] == "deepfocus+psf+dirty"
+    assert set(paired["against"]) == set(results) - {"deepfocus+psf+dirty"}
+    mine = results["deepfocus+psf+dirty"][chosen["deepfocus+psf+dirty"]]
+    for method, rows in paired["against"].items():
+        other = results[method][chosen[method]]
+        overall = rows[-1]
+        assert overall["snr_bin"] == "all" and overall["n_truth"] == mine.n_truth
+        assert overall["both"] + overall["only_first"] == mine.n_matched
+        assert overall["both"] + overall["only_second"] == other.n_matched
+        assert 0.0 <= overall["p_value"] <= 1.0
+    assert "Source by source" in (tmp_path / "results.md").read_text()
+    # every catalogue is saved, and reads back with its units and cube numbers
+    from deepfocus_radio.sources import read_catalog
+
+    truth = read_catalog(tmp_path / "catalogs" / "truth.ecsv")
+    assert len(truth) == ours.n_truth and set(truth["cube"]) == {0, 1}
+    saved_ours = read_catalog(tmp_path / "catalogs" / f"deepfocus_{chosen['deepfocus']}.ecsv")
+    assert len(saved_ours) == ours.n_found and saved_ours["flux"].unit.is_equivalent("Jy km/s")
+    assert (tmp_path / "catalogs" / "deepfocus+psfge4_3.5.ecsv").exists()
