@@ -8,10 +8,13 @@ EXAMPLE = """examples:
   deepfocus score found.ecsv Test/truth.ecsv
   deepfocus score found.ecsv truth.ecsv --plot score.png --json score.json
   deepfocus score found.ecsv truth.ecsv --beam 0.5 --channel-width-kms 1.3
+  deepfocus score found.ecsv truth.ecsv --against clean.ecsv
 
 Sources match one-to-one, greedily from the highest true SNR, within max(beam FWHM, true
 major axis) on the sky and max(2 channels, true line FWHM) in frequency. The beam, pixel
-scale and channel width come from the catalogues' metadata unless given.
+scale and channel width come from the catalogues' metadata unless given. --against scores
+a second catalogue of the same cube and compares the two source by source: per SNR bin, the
+true sources that only one of them finds, and the exact McNemar p-value of the difference.
 """
 
 
@@ -29,6 +32,9 @@ def add_arguments(parser):
                         help="pixel side in arcsec (default: from the metadata)")
     parser.add_argument("--channel-width-kms", type=float, metavar="KMS",
                         help="channel width in km/s (default: from the metadata)")
+    parser.add_argument("--against", metavar="OTHER",
+                        help="another catalogue of the same cube to compare with, source by "
+                             "source")
     parser.add_argument("--snr-bins", type=float, nargs="+", metavar="EDGE",
                         default=[0, 3, 5, 10, float("inf")], help="SNR bin edges")
 
@@ -38,19 +44,27 @@ def run(args):
     from astropy import units as u
 
     from deepfocus_radio.exceptions import ConfigError
-    from deepfocus_radio.sources import read_catalog, score_catalog
+    from deepfocus_radio.sources import compare_reports, read_catalog, score_catalog
 
     if args.beam is not None and args.beam_pixels is not None:
         raise ConfigError("give either --beam (arcsec) or --beam-pixels, not both")
     beam = args.beam * u.arcsec if args.beam is not None else args.beam_pixels
-    report = score_catalog(
-        read_catalog(args.found), read_catalog(args.truth), beam=beam,
-        pixel_scale=None if args.pixel_scale is None else args.pixel_scale * u.arcsec,
+    truth = read_catalog(args.truth)
+    against = read_catalog(args.against) if args.against else None  # fail before any output
+    options = dict(
+        beam=beam, pixel_scale=None if args.pixel_scale is None else args.pixel_scale * u.arcsec,
         channel_width=None if args.channel_width_kms is None else
         args.channel_width_kms * u.km / u.s,
-        snr_bins=args.snr_bins,
-    )
+        snr_bins=args.snr_bins)
+    report = score_catalog(read_catalog(args.found), truth, **options)
     print(report)
+    if against is not None:
+        other = score_catalog(against, truth, **options)
+        table = compare_reports(report, other)
+        print(f"\n{args.found} (first) against {args.against} (second), source by source:")
+        for name in ("completeness_first", "completeness_second", "p_value", "flux_p_value"):
+            table[name].info.format = ".3f"
+        table.pprint(max_lines=-1, max_width=-1)
     if args.plot:
         report.plot(args.plot)
         print(f"plot: {args.plot}")

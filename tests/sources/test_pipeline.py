@@ -148,6 +148,16 @@ def test_cli_find_sources_and_score(dirty_fits, tmp_path, capsys):
     assert plot.exists() and report.exists()
     assert main(["score", str(out), str(truth), "--beam", "0.5", "--beam-pixels", "5"]) == 1
     assert "either --beam" in capsys.readouterr().err
+    # against a catalogue that lost the second row: one source only the first finds
+    fewer = write_catalog(found[:1], tmp_path / "fewer.ecsv")
+    assert main(["score", str(out), str(truth), "--against", str(fewer)]) == 0
+    text = capsys.readouterr().out
+    assert "source by source" in text
+    overall = [line.split() for line in text.splitlines() if line.strip().startswith("all")][-1]
+    # snr_bin n_truth both only_first only_second neither ...
+    assert overall[1:6] == ["2", "1", "1", "0", "0"]
+    assert main(["score", str(out), str(truth), "--against", str(tmp_path / "none.ecsv")]) == 1
+    assert "none.ecsv" in capsys.readouterr().err
 
 
 def test_zarr_store_gives_the_same_catalogue(dirty_fits, tmp_path):
