@@ -34,9 +34,9 @@ def _found(rows):
     return catalog_from_rows(rows, meta=dict(META))
 
 
-def test_known_completeness_purity_and_errors():
-    truth = _truth()
-    found = _found([
+def _found_example():
+    """Three of `_truth`'s four sources and a false one."""
+    return _found([
         # truth 1, PA 175 = -10 deg from 5 deg modulo 180, flux +5%, size -20%
         dict(id=1, x=11, y=10, z=6, flux=1.05, fwhm_major=0.8, fwhm_minor=0.5, pa=175.0,
              line_fwhm=4.2, snr=19.0, flux_err=0.1),
@@ -47,7 +47,10 @@ def test_known_completeness_purity_and_errors():
         # truth 3 at the edge of the spectral window: |dz| = 3 = line FWHM in channels
         dict(id=4, x=70, y=21, z=33, flux=0.2, line_fwhm=3.0, snr=4.2, flux_err=0.1),
     ])
-    report = score_catalog(found, truth)
+
+
+def test_known_completeness_purity_and_errors():
+    report = score_catalog(_found_example(), _truth())
     assert isinstance(report, ScoreReport) and report.mode == "pixel"
     assert (report.n_truth, report.n_found, report.n_matched) == (4, 4, 3)
     assert report.completeness == pytest.approx(0.75)
@@ -250,15 +253,7 @@ def _wilson(k, n, confidence=0.6827):
 
 
 def test_fractions_carry_their_wilson_intervals(tmp_path):
-    truth = _truth()
-    found = _found([
-        dict(id=1, x=11, y=10, z=6, flux=1.05, fwhm_major=0.8, fwhm_minor=0.5, pa=175.0,
-             line_fwhm=4.2, snr=19.0, flux_err=0.1),
-        dict(id=2, x=45, y=40, z=20, flux=0.4, line_fwhm=3.0, snr=6.0, flux_err=0.05),
-        dict(id=3, x=90, y=90, z=3, flux=0.3, snr=4.5),
-        dict(id=4, x=70, y=21, z=33, flux=0.2, line_fwhm=3.0, snr=4.2, flux_err=0.1),
-    ])
-    report = score_catalog(found, truth)
+    report = score_catalog(_found_example(), _truth())
     assert report.completeness_interval == pytest.approx(_wilson(3, 4), abs=1e-6)
     assert report.purity_interval == pytest.approx(_wilson(3, 4), abs=1e-6)
     assert report.errors["flux"].within_interval == pytest.approx(_wilson(2, 3), abs=1e-6)
