@@ -269,9 +269,11 @@ class ScoreReport:
     def __str__(self):
         lines = [f"matched {self.n_matched} of {self.n_truth} true sources with "
                  f"{self.n_found} found ({self.mode} coordinates)",
-                 f"completeness {self.completeness:.3f}  purity {self.purity:.3f}  "
+                 f"completeness {self.completeness:.3f} {_fmt_interval(self.completeness_interval)}"
+                 f"  purity {self.purity:.3f} {_fmt_interval(self.purity_interval)}  "
                  f"F1 {self.f1:.3f}  completeness of separable sources "
-                 f"{_fmt(self.completeness_separable)} ({self.n_separable} not blended)", "",
+                 f"{_fmt(self.completeness_separable)} ({self.n_separable} not blended)",
+                 f"(in brackets: {CONFIDENCE:.0%} Wilson intervals)", "",
                  f"{'SNR':>10} {'n_true':>6} {'compl.':>7} {'n_found':>7} {'purity':>7} "
                  f"{'flux<10%':>8} {'pa<10d':>7}"]
         for b in self.bins + [self._overall_bin()]:
@@ -288,6 +290,10 @@ class ScoreReport:
 
 def _fmt(value):
     return "-" if value is None or not np.isfinite(value) else f"{value:.3f}"
+
+
+def _fmt_interval(interval):
+    return f"[{_fmt(interval[0])}, {_fmt(interval[1])}]"
 
 
 def score_catalog(found, truth, *, beam=None, pixel_scale=None, channel_width=None,

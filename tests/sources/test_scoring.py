@@ -255,6 +255,8 @@ def _wilson(k, n, confidence=0.6827):
 def test_fractions_carry_their_wilson_intervals(tmp_path):
     report = score_catalog(_found_example(), _truth())
     assert report.completeness_interval == pytest.approx(_wilson(3, 4), abs=1e-6)
+    low, high = _wilson(3, 4)
+    assert f"completeness 0.750 [{low:.3f}, {high:.3f}]" in str(report)
     assert report.purity_interval == pytest.approx(_wilson(3, 4), abs=1e-6)
     assert report.errors["flux"].within_interval == pytest.approx(_wilson(2, 3), abs=1e-6)
     # found-SNR bin 3-5 holds one true and one false source; the truth bin 0-3 none found
