@@ -226,10 +226,16 @@ def _with_interval(value, interval):
 
 def write_catalogs(per_cube, folder):
     """Every method's catalogues at every threshold, and the truth, one ECSV file each, the
-    test cubes stacked with a ``cube`` column."""
+    test cubes stacked with a ``cube`` column; ``meta['cubes']`` holds each cube's matching
+    geometry (see :func:`read_catalogs`)."""
     from astropy.table import vstack
 
     folder.mkdir(parents=True, exist_ok=True)
+    cubes = [{"beam_major_arcsec": g["beam"].major.to_value(u.arcsec),
+              "beam_minor_arcsec": g["beam"].minor.to_value(u.arcsec),
+              "beam_pa_deg": g["beam"].pa.to_value(u.deg),
+              "pixel_scale_arcsec": g["pixel_scale"].to_value(u.arcsec),
+              "channel_width_hz": g["channel_width"].to_value(u.Hz)} for *_, g, _ in per_cube]
     tables = {("truth",): [truth for _, truth, _, _ in per_cube]}
     for key in per_cube[0][0]:
         tables[key] = [found[key] for found, *_ in per_cube]
@@ -241,8 +247,27 @@ def write_catalogs(per_cube, folder):
             stacked.append(table)
         table = vstack(stacked, metadata_conflicts="silent")
         table.meta.clear()
+        table.meta["cubes"] = cubes
         name = "_".join(str(part) for part in key).replace(">=", "ge")
         write_catalog(table, folder / f"{name}.ecsv", overwrite=True)
+
+
+def read_catalogs(folder, name):
+    """The (found, truth, geometry) pairs of one saved method and threshold (file stem
+    ``name``, e.g. ``"deepfocus_4.0"``), ready for ``score_catalogs``."""
+    from radio_beam import Beam
+
+    from deepfocus_radio.sources import read_catalog
+
+    found, truth = read_catalog(folder / f"{name}.ecsv"), read_catalog(folder / "truth.ecsv")
+    pairs = []
+    for cube, g in enumerate(truth.meta["cubes"]):
+        geometry = dict(beam=Beam(g["beam_major_arcsec"] * u.arcsec,
+                                  g["beam_minor_arcsec"] * u.arcsec, g["beam_pa_deg"] * u.deg),
+                        pixel_scale=g["pixel_scale_arcsec"] * u.arcsec,
+                        channel_width=g["channel_width_hz"] * u.Hz)
+        pairs.append((found[found["cube"] == cube], truth[truth["cube"] == cube], geometry))
+    return pairs
 
 
 def markdown(results, chosen, times, args):
