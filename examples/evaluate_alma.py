@@ -351,8 +351,8 @@ def main(argv=None):
     if args.write_card:
         with_psf = (results["deepfocus+psf"][chosen["deepfocus+psf"]]
                     if "deepfocus+psf" in results else None)
-        write_card(results["deepfocus"][chosen["deepfocus"]], chosen["deepfocus"], table, args,
-                   with_psf=with_psf)
+        write_card(results["deepfocus"][chosen["deepfocus"]], chosen["deepfocus"],
+                   table + "\n\n" + paired, args, with_psf=with_psf)
     return results, chosen
 
 
