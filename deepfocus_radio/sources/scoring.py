@@ -236,7 +236,8 @@ class ScoreReport:
                 "purity_interval": self.purity_interval}
 
     def plot(self, path):
-        """Save completeness and purity against SNR as a PNG.
+        """Save completeness and purity against SNR as a PNG, with their Wilson intervals
+        as error bars.
 
         Parameters
         ----------
@@ -251,10 +252,15 @@ class ScoreReport:
         labels = [b["label"] for b in self.bins]
         positions = np.arange(len(labels))
         fig, ax = plt.subplots(figsize=(6, 4))
-        ax.plot(positions, [b["completeness"] for b in self.bins], "o-", label="completeness")
+        for key, style, label, shift in (("completeness", "o-", "completeness", -0.05),
+                                         ("purity", "s--", "purity", 0.05)):
+            values = np.array([b[key] for b in self.bins], dtype=float)
+            bounds = np.array([b[f"{key}_interval"] for b in self.bins], dtype=float)
+            bars = np.nan_to_num(np.abs(bounds.T - values), nan=0.0)  # empty bins: none
+            ax.errorbar(positions + shift, values, yerr=bars, fmt=style, capsize=3,
+                        label=f"{label} ({CONFIDENCE:.0%} interval)")
         ax.plot(positions, [b["completeness_separable"] for b in self.bins], "^:",
                 label="completeness, separable sources")
-        ax.plot(positions, [b["purity"] for b in self.bins], "s--", label="purity")
         ax.set_xticks(positions, labels)
         ax.set_xlabel("SNR (truth for completeness, found for purity)")
         ax.set_ylim(-0.05, 1.05)

@@ -267,6 +267,8 @@ def test_fractions_carry_their_wilson_intervals(tmp_path):
     table = report.to_table()
     assert table["completeness_low"][-1] == pytest.approx(_wilson(3, 4)[0], abs=1e-6)
     assert table["flux_within_high"][-1] == pytest.approx(_wilson(2, 3)[1], abs=1e-6)
+    report.plot(tmp_path / "r.png")  # error bars, none for the empty purity bin
+    assert (tmp_path / "r.png").stat().st_size > 0
     report.to_json(tmp_path / "r.json")
     saved = json.loads((tmp_path / "r.json").read_text())
     assert saved["completeness_interval"] == pytest.approx(list(_wilson(3, 4)), abs=1e-6)
