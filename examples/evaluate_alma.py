@@ -42,7 +42,8 @@ from deepfocus_radio.baselines import hogbom_clean, moment0_catalog
 from deepfocus_radio.exceptions import NoSourcesFoundWarning
 from deepfocus_radio.inference import deconvolve
 from deepfocus_radio.simulation import AlmaConfig, simulate_alma_cube
-from deepfocus_radio.sources import compare_reports, find_sources, score_catalogs, write_catalog
+from deepfocus_radio.sources import (compare_reports, find_sources, score_catalogs,
+                                     split_catalogs, stack_catalogs, write_catalog)
 from deepfocus_radio.sources.psf_fit import apply_psf_cuts
 
 #: Held-out test distribution: the training ranges of the shipped model, other seeds.
@@ -225,49 +226,25 @@ def _with_interval(value, interval):
 
 
 def write_catalogs(per_cube, folder):
-    """Every method's catalogues at every threshold, and the truth, one ECSV file each, the
-    test cubes stacked with a ``cube`` column; ``meta['cubes']`` holds each cube's matching
-    geometry (see :func:`read_catalogs`)."""
-    from astropy.table import vstack
-
+    """Every method's catalogues at every threshold, and the truth, one ECSV file each: the
+    test cubes stacked with a ``cube`` column and each cube's matching scales
+    (``stack_catalogs``; :func:`read_catalogs` reads them back)."""
     folder.mkdir(parents=True, exist_ok=True)
-    cubes = [{"beam_major_arcsec": g["beam"].major.to_value(u.arcsec),
-              "beam_minor_arcsec": g["beam"].minor.to_value(u.arcsec),
-              "beam_pa_deg": g["beam"].pa.to_value(u.deg),
-              "pixel_scale_arcsec": g["pixel_scale"].to_value(u.arcsec),
-              "channel_width_hz": g["channel_width"].to_value(u.Hz)} for *_, g, _ in per_cube]
+    geometries = [geometry for *_, geometry, _ in per_cube]
     tables = {("truth",): [truth for _, truth, _, _ in per_cube]}
     for key in per_cube[0][0]:
         tables[key] = [found[key] for found, *_ in per_cube]
     for key, parts in tables.items():
-        stacked = []
-        for cube, table in enumerate(parts):
-            table = table.copy()
-            table["cube"] = np.full(len(table), cube)
-            stacked.append(table)
-        table = vstack(stacked, metadata_conflicts="silent")
-        table.meta.clear()
-        table.meta["cubes"] = cubes
         name = "_".join(str(part) for part in key).replace(">=", "ge")
-        write_catalog(table, folder / f"{name}.ecsv", overwrite=True)
+        write_catalog(stack_catalogs(parts, geometries), folder / f"{name}.ecsv",
+                      overwrite=True)
 
 
 def read_catalogs(folder, name):
-    """The (found, truth, geometry) pairs of one saved method and threshold (file stem
-    ``name``, e.g. ``"deepfocus_4.0"``), ready for ``score_catalogs``."""
-    from radio_beam import Beam
-
-    from deepfocus_radio.sources import read_catalog
-
-    found, truth = read_catalog(folder / f"{name}.ecsv"), read_catalog(folder / "truth.ecsv")
-    pairs = []
-    for cube, g in enumerate(truth.meta["cubes"]):
-        geometry = dict(beam=Beam(g["beam_major_arcsec"] * u.arcsec,
-                                  g["beam_minor_arcsec"] * u.arcsec, g["beam_pa_deg"] * u.deg),
-                        pixel_scale=g["pixel_scale_arcsec"] * u.arcsec,
-                        channel_width=g["channel_width_hz"] * u.Hz)
-        pairs.append((found[found["cube"] == cube], truth[truth["cube"] == cube], geometry))
-    return pairs
+    """The (found, truth) pairs of one saved method and threshold (file stem ``name``,
+    e.g. ``"deepfocus_4.0"``), ready for ``score_catalogs``."""
+    return list(zip(split_catalogs(folder / f"{name}.ecsv"),
+                    split_catalogs(folder / "truth.ecsv")))
 
 
 def markdown(results, chosen, times, args):

@@ -15,7 +15,7 @@ from deepfocus_radio.sources.detection import Detections, detect_sources
 from deepfocus_radio.sources.pipeline import find_sources
 from deepfocus_radio.sources.regions_io import catalog_to_regions
 from deepfocus_radio.sources.scoring import (ScoreReport, compare_reports, score_catalog,
-                                            score_catalogs)
+                                            score_catalogs, split_catalogs, stack_catalogs)
 
 __all__ = [
     "CATALOG_COLUMNS",
@@ -32,5 +32,7 @@ __all__ = [
     "read_catalog",
     "score_catalog",
     "score_catalogs",
+    "split_catalogs",
+    "stack_catalogs",
     "write_catalog",
 ]

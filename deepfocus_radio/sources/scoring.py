@@ -23,6 +23,10 @@ bin, the true sources that each finds and the other misses, with the exact McNem
 (a two-sided binomial test on those discordant sources, from scipy), which asks whether
 the difference is more than chance; and the same for the fluxes within ``tolerance`` of
 the sources both find.
+
+A test set's catalogues (one per cube) travel as one table: :func:`stack_catalogs` stacks
+them with a ``cube`` column and keeps each cube's matching scales in ``meta['cubes']``;
+:func:`split_catalogs` gives them back, ready for :func:`score_catalogs`.
 """
 
 import json
@@ -42,11 +46,15 @@ from deepfocus_radio.sources._matching import (
 )
 
 __all__ = ["ScoreReport", "ParameterErrors", "score_catalog", "score_catalogs",
-           "compare_reports", "fraction_interval", "CONFIDENCE"]
+           "compare_reports", "fraction_interval", "stack_catalogs", "split_catalogs",
+           "CONFIDENCE"]
 
 RELATIVE_PARAMETERS = ("flux", "fwhm_major", "fwhm_minor", "line_fwhm")
 #: Confidence level of the fractions' intervals (one sigma).
 CONFIDENCE = 0.6827
+#: The catalogue ``meta`` keys that matching reads (beam, pixel scale, channel width).
+GEOMETRY_KEYS = ("beam_major_arcsec", "pixel_scale_arcsec", "channel_width_hz",
+                 "channel_width_kms")
 
 
 def fraction_interval(k, n, confidence=CONFIDENCE):
@@ -578,3 +586,121 @@ def compare_reports(first, second, *, snr_bins=None):
              "completeness_first", "completeness_second", "p_value", "flux_both",
              "flux_only_first", "flux_only_second", "flux_p_value")
     return QTable(rows=rows, names=names)
+
+
+def stack_catalogs(catalogs, geometries=None):
+    """One table of the catalogues of many cubes (a test set's), to write as one file.
+
+    Parameters
+    ----------
+    catalogs : sequence of `~astropy.table.QTable`
+        One catalogue per cube, all with the same columns.
+    geometries : sequence of dict, optional
+        Each cube's ``beam``, ``pixel_scale`` and ``channel_width``, as the arguments of
+        :func:`score_catalog` (a beam in pixels needs the pixel scale). Default: each
+        catalogue's ``meta``.
+
+    Returns
+    -------
+    `~astropy.table.QTable`
+        The rows in order, with a ``cube`` column (the catalogue's 0-based position);
+        ``meta['cubes']`` lists each cube's matching scales (the ``meta`` keys that
+        matching reads: ``beam_major_arcsec``, ``pixel_scale_arcsec``, ``channel_width_hz``
+        or ``channel_width_kms``). Write it with ECSV or VOTable to keep them.
+
+    Raises
+    ------
+    ConfigError
+        For no catalogues, a geometry per cube missing, or a beam in pixels without a
+        pixel scale.
+    """
+    from astropy.table import vstack
+
+    catalogs = list(catalogs)
+    geometries = [None] * len(catalogs) if geometries is None else list(geometries)
+    if not catalogs or len(geometries) != len(catalogs):
+        raise ConfigError(f"stack_catalogs needs one or more catalogues and one geometry per "
+                          f"catalogue ({len(catalogs)} catalogues, {len(geometries)} "
+                          "geometries)")
+    parts, cubes = [], []
+    for cube, (table, geometry) in enumerate(zip(catalogs, geometries)):
+        cubes.append(_geometry_meta(table, geometry or {}))
+        part = table.copy()
+        part["cube"] = np.full(len(part), cube)
+        parts.append(part)
+    stacked = vstack(parts, metadata_conflicts="silent")
+    stacked.meta.clear()
+    stacked.meta.update({k: v for k, v in catalogs[0].meta.items() if k not in GEOMETRY_KEYS})
+    stacked.meta["cubes"] = cubes
+    return stacked
+
+
+def split_catalogs(table):
+    """The per-cube catalogues of a :func:`stack_catalogs` table.
+
+    Parameters
+    ----------
+    table : `~astropy.table.QTable` or path
+        A stacked table (``cube`` column, ``meta['cubes']``), or its file.
+
+    Returns
+    -------
+    list of `~astropy.table.QTable`
+        One catalogue per cube (empty where a cube had no rows), without the ``cube``
+        column; each one's ``meta`` holds its cube's matching scales, so that
+        ``score_catalogs(zip(split_catalogs(found), split_catalogs(truth)))`` needs no
+        geometry.
+
+    Raises
+    ------
+    InputDataError
+        When the table has no ``cube`` column or no ``meta['cubes']``.
+    """
+    from deepfocus_radio.exceptions import InputDataError
+    from deepfocus_radio.sources.catalog import read_catalog
+
+    table = table if isinstance(table, QTable) else read_catalog(table)
+    cubes = table.meta.get("cubes")
+    if "cube" not in table.colnames or not isinstance(cubes, list):
+        raise InputDataError("not a stacked catalogue: it needs a 'cube' column and "
+                             "meta['cubes'] (write one with stack_catalogs)")
+    shared = {k: v for k, v in table.meta.items() if k != "cubes"}
+    numbers = np.asarray(table["cube"], dtype=int)
+    out = []
+    for cube, scales in enumerate(cubes):
+        part = table[numbers == cube]
+        part.remove_column("cube")
+        part.meta.clear()
+        part.meta.update(shared)
+        part.meta.update(scales)
+        out.append(part)
+    return out
+
+
+def _geometry_meta(table, geometry):
+    """A cube's matching scales as ``meta`` entries, from score_catalog-style arguments or,
+    where those are absent, the catalogue's own ``meta``."""
+    scales = {k: table.meta[k] for k in GEOMETRY_KEYS if table.meta.get(k) is not None}
+    scale = geometry.get("pixel_scale")
+    if scale is not None:
+        scales["pixel_scale_arcsec"] = float(u.Quantity(scale).to_value(u.arcsec))
+    beam = geometry.get("beam")
+    if beam is not None:
+        if hasattr(beam, "major"):
+            beam = beam.major
+        if not isinstance(beam, u.Quantity):
+            if "pixel_scale_arcsec" not in scales:
+                raise ConfigError("a beam in pixels needs the pixel scale to be stored: "
+                                  "give pixel_scale or the beam as an angle")
+            beam = float(beam) * scales["pixel_scale_arcsec"] * u.arcsec
+        scales["beam_major_arcsec"] = float(beam.to_value(u.arcsec))
+    width = geometry.get("channel_width")
+    if width is not None:
+        width = u.Quantity(width)
+        scales.pop("channel_width_hz", None)
+        scales.pop("channel_width_kms", None)
+        if width.unit.is_equivalent(u.Hz):
+            scales["channel_width_hz"] = abs(float(width.to_value(u.Hz)))
+        else:
+            scales["channel_width_kms"] = abs(float(width.to_value(u.km / u.s)))
+    return scales

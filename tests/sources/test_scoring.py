@@ -320,3 +320,50 @@ def test_compare_reports_counts_each_finders_sources_and_tests_them():
     assert list(swapped["only_first"]) == list(table["only_second"])
     with pytest.raises(ConfigError, match="same truth"):
         compare_reports(a, score_catalogs([(first, _grid_truth(10, [5.0] * 10))]))
+
+
+def test_a_test_sets_catalogues_travel_as_one_stacked_file(tmp_path, capsys):
+    from astropy.table import QTable
+
+    from deepfocus_radio.cli.main import main
+    from deepfocus_radio.sources import (read_catalog, score_catalogs, split_catalogs,
+                                         stack_catalogs)
+
+    truth = QTable({"x": [10.0, 30.0] * u.pix, "y": [10.0, 30.0] * u.pix, "z": [5.0, 8.0] * u.pix,
+                    "snr": [4.0, 20.0], "flux": [1.0, 2.0] * u.Jy * u.km / u.s})
+    found = QTable({"x": [13.0, 30.0] * u.pix, "y": [10.0, 30.0] * u.pix, "z": [5.0, 8.0] * u.pix,
+                    "snr": [4.0, 20.0], "flux": [1.1, 2.0] * u.Jy * u.km / u.s})
+    # three cubes: a 4-px beam (the 3-px offset matches), a 2-px beam (it does not), and
+    # a cube where nothing was found
+    geometries = [dict(beam=0.4 * u.arcsec, pixel_scale=0.1 * u.arcsec,
+                       channel_width=1 * u.km / u.s),
+                  dict(beam=2.0, pixel_scale=0.1 * u.arcsec, channel_width=1e6 * u.Hz),
+                  dict(beam=0.4 * u.arcsec, pixel_scale=0.1 * u.arcsec,
+                       channel_width=1 * u.km / u.s)]
+    direct = score_catalogs([(found, truth, geometries[0]), (found, truth, geometries[1]),
+                             (found[:0], truth, geometries[2])])
+    assert (direct.n_truth, direct.n_found, direct.n_matched) == (6, 4, 3)
+    write_catalog(stack_catalogs([found, found, found[:0]], geometries), tmp_path / "found.ecsv")
+    write_catalog(stack_catalogs([truth] * 3, geometries), tmp_path / "truth.ecsv")
+    stacked = read_catalog(tmp_path / "found.ecsv")
+    assert list(stacked["cube"]) == [0, 0, 1, 1]
+    assert stacked.meta["cubes"][1] == {"beam_major_arcsec": pytest.approx(0.2),
+                                        "pixel_scale_arcsec": 0.1, "channel_width_hz": 1e6}
+    cubes = split_catalogs(tmp_path / "found.ecsv")
+    assert [len(c) for c in cubes] == [2, 2, 0] and "cube" not in cubes[0].colnames
+    # each cube's scales come back in its meta: no geometry needed to score them
+    again = score_catalogs(list(zip(cubes, split_catalogs(tmp_path / "truth.ecsv"))))
+    assert (again.n_truth, again.n_found, again.n_matched) == (6, 4, 3)
+    assert list(again.matches["pair"]) == list(direct.matches["pair"]) == [0, 0, 1]
+    # the command line scores a stacked pair the same way
+    assert main(["score", str(tmp_path / "found.ecsv"), str(tmp_path / "truth.ecsv")]) == 0
+    assert "matched 3 of 6 true sources with 4 found" in capsys.readouterr().out
+    write_catalog(truth, tmp_path / "single.ecsv")
+    assert main(["score", str(tmp_path / "found.ecsv"), str(tmp_path / "single.ecsv")]) == 1
+    assert "stacked over cubes" in capsys.readouterr().err
+    with pytest.raises(InputDataError, match="not a stacked catalogue"):
+        split_catalogs(truth)
+    with pytest.raises(ConfigError, match="needs the pixel scale"):
+        stack_catalogs([truth], [dict(beam=4.0)])
+    with pytest.raises(ConfigError, match="one geometry per catalogue"):
+        stack_catalogs([truth, truth], [geometries[0]])
