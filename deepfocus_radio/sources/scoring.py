@@ -39,7 +39,10 @@ from astropy.table import QTable
 
 from deepfocus_radio.exceptions import ConfigError
 from deepfocus_radio.sources._matching import (
+    _beam,
+    _channel,
     _column,
+    _meta,
     blended_truth,
     greedy_match,
     resolve_geometry,
@@ -171,12 +174,20 @@ class ScoreReport:
     mode: str = "pixel"
     n_separable: int = 0
     completeness_separable: float = float("nan")
-    completeness_interval: tuple = (float("nan"), float("nan"))
-    purity_interval: tuple = (float("nan"), float("nan"))
     truth_snr: np.ndarray = field(default_factory=lambda: np.zeros(0), repr=False)
     truth_row: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=int), repr=False)
     match_errors: dict = field(default_factory=dict, repr=False)
     tolerances: dict = field(default_factory=dict, repr=False)
+
+    @property
+    def completeness_interval(self):
+        """Wilson interval of ``completeness`` at ``CONFIDENCE``."""
+        return fraction_interval(self.n_matched, self.n_truth)
+
+    @property
+    def purity_interval(self):
+        """Wilson interval of ``purity`` at ``CONFIDENCE``."""
+        return fraction_interval(self.n_matched, self.n_found)
 
     def to_dict(self):
         """Plain, JSON-serializable dictionary (NaN and infinity become None)."""
@@ -444,7 +455,6 @@ def _report(matched, edges, tolerances):
     return ScoreReport(n_t, n_f, n_m, completeness, purity, f1, tuple(edges.tolist()), bins,
                        overall, QTable(columns), matched[0]["mode"], n_sep,
                        sep_detected / n_sep if n_sep else float("nan"),
-                       fraction_interval(n_m, n_t), fraction_interval(n_m, n_f),
                        t_snr, t_idx, errors, dict(tolerances))
 
 
@@ -486,6 +496,10 @@ def _summaries(errors, select, *, tolerance, pa_tolerance, position_tolerance):
     return out
 
 
+def _bin_label(lo, hi):
+    return f"{lo:g}-{hi:g}" if np.isfinite(hi) else f">={lo:g}"
+
+
 def _bins(t_snr, f_snr, edges, t_idx, f_idx, errors, tolerances, separable):
     bins = []
     for lo, hi in zip(edges[:-1], edges[1:]):
@@ -499,7 +513,7 @@ def _bins(t_snr, f_snr, edges, t_idx, f_idx, errors, tolerances, separable):
         n_sep = int(in_sep.sum())
         sep_detected = int(in_sep[t_idx].sum()) if len(t_idx) else 0
         bins.append({
-            "label": f"{lo:g}-{hi:g}" if np.isfinite(hi) else f">={lo:g}",
+            "label": _bin_label(lo, hi),
             "snr_min": float(lo), "snr_max": float(hi),
             "n_truth": n_truth, "n_detected": n_detected,
             "completeness": n_detected / n_truth if n_truth else float("nan"),
@@ -558,14 +572,14 @@ def compare_reports(first, second, *, snr_bins=None):
     for report, hit, close in zip((first, second), found, within):
         hit[report.truth_row] = True
         flux = np.asarray(report.match_errors.get("flux", np.zeros(0)), dtype=float)
-        close[report.truth_row[:flux.size]] = np.where(np.isfinite(flux),
-                                                       np.abs(flux) <= tolerance, np.nan)
+        close[report.truth_row] = np.where(np.isfinite(flux), np.abs(flux) <= tolerance,
+                                           np.nan)
 
     def mcnemar(only_a, only_b):
         return 1.0 if only_a + only_b == 0 else float(binomtest(only_a, only_a + only_b).pvalue)
 
-    selections = [(f"{lo:g}-{hi:g}" if np.isfinite(hi) else f">={lo:g}",
-                   (snr >= lo) & (snr < hi)) for lo, hi in zip(edges[:-1], edges[1:])]
+    selections = [(_bin_label(lo, hi), (snr >= lo) & (snr < hi))
+                  for lo, hi in zip(edges[:-1], edges[1:])]
     selections.append(("all", np.ones(snr.size, dtype=bool)))
     rows = []
     for label, select in selections:
@@ -679,28 +693,16 @@ def split_catalogs(table):
 
 def _geometry_meta(table, geometry):
     """A cube's matching scales as ``meta`` entries, from score_catalog-style arguments or,
-    where those are absent, the catalogue's own ``meta``."""
-    scales = {k: table.meta[k] for k in GEOMETRY_KEYS if table.meta.get(k) is not None}
+    where those are absent, the catalogue's own ``meta`` (read as matching reads it)."""
+    beam_arcsec, beam_pix = _beam(geometry.get("beam"), [table])
     scale = geometry.get("pixel_scale")
-    if scale is not None:
-        scales["pixel_scale_arcsec"] = float(u.Quantity(scale).to_value(u.arcsec))
-    beam = geometry.get("beam")
-    if beam is not None:
-        if hasattr(beam, "major"):
-            beam = beam.major
-        if not isinstance(beam, u.Quantity):
-            if "pixel_scale_arcsec" not in scales:
-                raise ConfigError("a beam in pixels needs the pixel scale to be stored: "
-                                  "give pixel_scale or the beam as an angle")
-            beam = float(beam) * scales["pixel_scale_arcsec"] * u.arcsec
-        scales["beam_major_arcsec"] = float(beam.to_value(u.arcsec))
-    width = geometry.get("channel_width")
-    if width is not None:
-        width = u.Quantity(width)
-        scales.pop("channel_width_hz", None)
-        scales.pop("channel_width_kms", None)
-        if width.unit.is_equivalent(u.Hz):
-            scales["channel_width_hz"] = abs(float(width.to_value(u.Hz)))
-        else:
-            scales["channel_width_kms"] = abs(float(width.to_value(u.km / u.s)))
-    return scales
+    scale = (u.Quantity(scale).to_value(u.arcsec) if scale is not None
+             else _meta([table], "pixel_scale_arcsec"))
+    if beam_arcsec is None and beam_pix is not None:
+        if scale is None:
+            raise ConfigError("a beam in pixels needs the pixel scale to be stored: "
+                              "give pixel_scale or the beam as an angle")
+        beam_arcsec = beam_pix * scale
+    channel_hz, channel_kms = _channel(geometry.get("channel_width"), [table])
+    values = zip(GEOMETRY_KEYS, (beam_arcsec, scale, channel_hz, channel_kms))
+    return {key: float(value) for key, value in values if value is not None}
