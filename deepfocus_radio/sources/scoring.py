@@ -620,7 +620,8 @@ def stack_catalogs(catalogs, geometries=None):
         The rows in order, with a ``cube`` column (the catalogue's 0-based position);
         ``meta['cubes']`` lists each cube's matching scales (the ``meta`` keys that
         matching reads: ``beam_major_arcsec``, ``pixel_scale_arcsec``, ``channel_width_hz``
-        or ``channel_width_kms``). Write it with ECSV or VOTable to keep them.
+        or ``channel_width_kms``); the other ``meta`` entries are kept where every
+        catalogue has the same value. Write it with ECSV or VOTable to keep them.
 
     Raises
     ------
@@ -644,9 +645,26 @@ def stack_catalogs(catalogs, geometries=None):
         parts.append(part)
     stacked = vstack(parts, metadata_conflicts="silent")
     stacked.meta.clear()
-    stacked.meta.update({k: v for k, v in catalogs[0].meta.items() if k not in GEOMETRY_KEYS})
+    stacked.meta.update(_shared_meta(catalogs))
     stacked.meta["cubes"] = cubes
     return stacked
+
+
+def _shared_meta(catalogs):
+    """The ``meta`` entries that every catalogue holds with the same value (a cube's own
+    beam, say, is not one of them), less the matching scales."""
+    shared = {}
+    for key, value in catalogs[0].meta.items():
+        if key in GEOMETRY_KEYS:
+            continue
+        try:
+            same = all(key in c.meta and bool(np.all(c.meta[key] == value))
+                       for c in catalogs[1:])
+        except (TypeError, ValueError, u.UnitsError):
+            same = False
+        if same:
+            shared[key] = value
+    return shared
 
 
 def split_catalogs(table):

@@ -342,13 +342,21 @@ def test_a_test_sets_catalogues_travel_as_one_stacked_file(tmp_path, capsys):
                        channel_width=1 * u.km / u.s)]
     direct = score_catalogs([(found, truth, geometries[0]), (found, truth, geometries[1]),
                              (found[:0], truth, geometries[2])])
+    # per-cube meta (a cube's own beam) must not reach the other cubes; shared meta stays
+    truths = []
+    for beam in (0.4, 0.2, 0.4):
+        copy = truth.copy()
+        copy.meta.update(origin="test", beam_major=beam * u.arcsec)
+        truths.append(copy)
     assert (direct.n_truth, direct.n_found, direct.n_matched) == (6, 4, 3)
     write_catalog(stack_catalogs([found, found, found[:0]], geometries), tmp_path / "found.ecsv")
-    write_catalog(stack_catalogs([truth] * 3, geometries), tmp_path / "truth.ecsv")
+    write_catalog(stack_catalogs(truths, geometries), tmp_path / "truth.ecsv")
     stacked = read_catalog(tmp_path / "found.ecsv")
     assert list(stacked["cube"]) == [0, 0, 1, 1]
     assert stacked.meta["cubes"][1] == {"beam_major_arcsec": pytest.approx(0.2),
                                         "pixel_scale_arcsec": 0.1, "channel_width_hz": 1e6}
+    stacked_truth = read_catalog(tmp_path / "truth.ecsv")
+    assert stacked_truth.meta["origin"] == "test" and "beam_major" not in stacked_truth.meta
     cubes = split_catalogs(tmp_path / "found.ecsv")
     assert [len(c) for c in cubes] == [2, 2, 0] and "cube" not in cubes[0].colnames
     # each cube's scales come back in its meta: no geometry needed to score them
