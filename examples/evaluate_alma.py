@@ -183,8 +183,16 @@ def ours_method(chosen):
     return "deepfocus+psf+dirty" if "deepfocus+psf+dirty" in chosen else "deepfocus"
 
 
-def paired_markdown(results, chosen):
-    """Ours against every other method, each at its chosen threshold, source by source."""
+def compare_with_ours(results, chosen):
+    """Ours against every other method, each at its chosen threshold, source by source:
+    ``{method: compare_reports(ours, method)}``."""
+    ours = ours_method(chosen)
+    return {method: compare_reports(results[ours][chosen[ours]], results[method][threshold])
+            for method, threshold in chosen.items() if method != ours}
+
+
+def paired_markdown(results, chosen, comparisons):
+    """The table of :func:`compare_with_ours`'s ``comparisons``, and ours' intervals."""
     ours = ours_method(chosen)
     mine = results[ours][chosen[ours]]
     lines = [f"Source by source, at the thresholds above: ours (`{ours}`) against each method. "
@@ -195,15 +203,13 @@ def paired_markdown(results, chosen):
              "| against | SNR 3-5 | p | SNR 5-10 | p | SNR >= 10 | p | all | p "
              "| flux within 10% (SNR >= 10) | p |",
              "|---|---|---|---|---|---|---|---|---|---|---|"]
-    for method, threshold in chosen.items():
-        if method == ours:
-            continue
-        table = compare_reports(mine, results[method][threshold])
+    for method, table in comparisons.items():
+        rows = {row["snr_bin"]: row for row in table}
         cells = []
         for label in ("3-5", "5-10", ">=10", "all"):
-            row = table[list(table["snr_bin"]).index(label)]
+            row = rows[label]
             cells += [f"{row['only_first']} / {row['only_second']}", f"{row['p_value']:.2g}"]
-        high = table[list(table["snr_bin"]).index(">=10")]
+        high = rows[">=10"]
         cells += [f"{high['flux_only_first']} / {high['flux_only_second']}",
                   f"{high['flux_p_value']:.2g}"]
         lines.append(f"| {method} | " + " | ".join(cells) + " |")
@@ -310,15 +316,13 @@ def main(argv=None):
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     table = markdown(results, chosen, times, args)
-    paired = paired_markdown(results, chosen)
+    comparisons = compare_with_ours(results, chosen)
+    paired = paired_markdown(results, chosen, comparisons)
     (out / "results.md").write_text(table + "\n\n" + paired + "\n")
     write_catalogs(per_cube, out / "catalogs")
-    ours = ours_method(chosen)
-    comparisons = {m: compare_reports(results[ours][chosen[ours]], results[m][t])
-                   for m, t in chosen.items() if m != ours}
     (out / "results.json").write_text(json.dumps(
         {"args": vars(args), "chosen_thresholds": chosen,
-         "paired": {"ours": ours, "against": {
+         "paired": {"ours": ours_method(chosen), "against": {
              m: [{k: (v.item() if hasattr(v, "item") else v) for k, v in zip(c.colnames, row)}
                  for row in c] for m, c in comparisons.items()}},
          "scores": {m: {str(t): r.to_dict() for t, r in by.items()} for m, by in results.items()},
