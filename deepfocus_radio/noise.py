@@ -1,11 +1,15 @@
 """Robust noise estimates (median absolute deviation), used for normalization and SNR."""
 
+import warnings
+
 import numpy as np
 
-__all__ = ["MAD_TO_SIGMA", "robust_std", "plane_noise", "channel_noise"]
+__all__ = ["MAD_TO_SIGMA", "robust_std", "plane_noise", "channel_noise", "noise_correlation"]
 
 #: Ratio of the standard deviation to the MAD of a Gaussian.
 MAD_TO_SIGMA = 1.482602218505602
+#: Fewest usable pixels of a plane that measure the noise's correlation.
+MIN_CORRELATION_PIXELS = 256
 
 
 def robust_std(values):
@@ -107,3 +111,59 @@ def channel_noise(cube, *, max_samples=262144, seed=0, chunks=None):
         noise[lo:lo + count] = plane_noise(slab)
         lo += count
     return noise
+
+
+def noise_correlation(planes):
+    """Correlation of the noise between pixels, measured on planes of a cube.
+
+    The noise of a dirty cube is correlated over the beam and its sidelobes: its power
+    spectrum follows the uv weights. The planes' per-pixel median (a continuum, which
+    every plane shares) is subtracted, each plane's power spectrum is taken with its
+    blanked pixels set to its mean, and the median over the planes of the power in each
+    Fourier mode (a line that fills a few planes does not bias it, as in
+    :func:`~deepfocus_radio.sources.bounds.noise_power_spectrum`) gives, transformed back,
+    the correlation. Its spectrum is non-negative, so any matrix of its values at the lags
+    between pixels (modulo the planes' size) is a valid covariance.
+
+    Parameters
+    ----------
+    planes : array-like, shape (n, ny, nx)
+        Planes of the dirty cube spread over its band (e.g. some of its channels), any
+        unit; NaN where blanked.
+
+    Returns
+    -------
+    ndarray, shape (ny, nx)
+        Correlation coefficient at lag ``(dy, dx)`` in element ``[(ny // 2 + dy) % ny,
+        (nx // 2 + dx) % nx]`` (``numpy.fft.fftshift`` order): 1 at ``[ny // 2, nx //
+        2]``, periodic over the planes' size.
+
+    Raises
+    ------
+    ValueError
+        For planes that are not a 3D stack, or no plane with enough finite, non-constant
+        pixels.
+    """
+    planes = np.asarray(planes, dtype=np.float64)
+    if planes.ndim != 3:
+        raise ValueError(f"noise_correlation needs a (n, ny, nx) stack of planes, got shape "
+                         f"{planes.shape}")
+    _, ny, nx = planes.shape
+    finite = np.isfinite(planes)
+    if len(planes) >= 3 and finite.any():
+        with np.errstate(all="ignore"), warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN pixels stay NaN
+            planes = planes - np.nanmedian(planes, axis=0)
+    power = []
+    for plane, keep in zip(planes, np.isfinite(planes)):
+        if keep.sum() < MIN_CORRELATION_PIXELS:
+            continue
+        values = np.where(keep, plane - plane[keep].mean(), 0.0)
+        if not np.any(values):
+            continue
+        power.append(np.abs(np.fft.rfft2(values)) ** 2 / keep.sum())
+    if not power:
+        raise ValueError("no plane has enough finite, non-constant pixels to measure the noise's "
+                         "correlation: pass planes of the dirty cube with noise in them")
+    correlation = np.fft.fftshift(np.fft.irfft2(np.median(np.array(power), axis=0), s=(ny, nx)))
+    return correlation / correlation[ny // 2, nx // 2]

@@ -57,10 +57,11 @@ README). Sources are Gaussian in space and in frequency.
 import numpy as np
 from astropy import units as u
 from astropy.modeling.models import Gaussian2D
-from scipy import fft, optimize, signal, special
+from scipy import fft, linalg, optimize, signal, special
 
 from deepfocus_radio.conventions import FWHM_TO_SIGMA, pa_to_pixel_angle
 from deepfocus_radio.exceptions import InputDataError
+from deepfocus_radio.noise import noise_correlation
 from deepfocus_radio.sources._arrays import CubeReader
 from deepfocus_radio.sources.catalog import ERROR_COLUMNS
 from deepfocus_radio.sources.characterize import _unit_scale
@@ -94,6 +95,18 @@ SPLIT_DESCRIPTION = ("0: one source; 1: a detection that a two-source fit split 
                      "refit as the first; 2: the second, split from the row before")
 #: Tolerance on the PSF's peak value (it must be normalized to 1).
 PEAK_TOLERANCE = 0.02
+#: Added to the diagonal of the noise's correlation matrix on a cutout, as a fraction of
+#: the pixel variance: the dirty cube's noise has no power beyond the longest baseline,
+#: so that matrix is close to singular.
+CORRELATION_FLOOR = 1e-3
+#: Channels whose planes measure the noise's correlation (evenly spread over the band).
+CORRELATION_CHANNELS = 32
+#: Largest plane side read for the noise's correlation, pixels (the centre of the plane).
+CORRELATION_SIZE = 512
+#: Cutouts with more valid pixels than this are fitted with the noise per beam instead of
+#: the full correlation (the Cholesky factor of the correlation matrix grows as the cube of
+#: the pixel count).
+MAX_CORRELATED_PIXELS = 4096
 
 
 class PsfReader:
@@ -171,7 +184,8 @@ class PsfReader:
 
 
 def refine_with_psf(table, dirty, psf, *, noise, geometry, iterations=2, shape_prior=SHAPE_PRIOR,
-                    flux_fractional_error=0.0, min_snr=None, split=False, progress=True):
+                    flux_fractional_error=0.0, min_snr=None, split=False,
+                    noise_correlation="measure", progress=True):
     """Refine fluxes, centres, sizes and PAs by fitting PSF-convolved models to the dirty cube.
 
     Parameters
@@ -206,6 +220,16 @@ def refine_with_psf(table, dirty, psf, *, noise, geometry, iterations=2, shape_p
         (:mod:`~deepfocus_radio.sources.psf_split`); a split inserts the second source
         after the row it was split from and refits all rows once more. Leave it off
         for HI discs, whose double-horned lines a two-source model would split.
+    noise_correlation : {'measure', None} or ndarray, optional
+        How the fits weigh the noise, which is correlated over the beam and its sidelobes:
+        ``'measure'`` (default) measures its correlation on the dirty cube
+        (:func:`~deepfocus_radio.noise.noise_correlation` on up to
+        ``CORRELATION_CHANNELS`` planes) and fits by generalized least squares, with each
+        cutout's correlation matrix; an ndarray gives that correlation (as
+        ``noise_correlation`` returns it: lag 0 at ``[ny // 2, nx // 2]``, periodic over
+        its size, which must exceed the cutouts'); None fits by ordinary least squares
+        with the noise per beam (every pixel weighed alike, the errors scaled by the beam
+        area).
     progress : bool, optional
         Progress bar.
 
@@ -237,7 +261,9 @@ def refine_with_psf(table, dirty, psf, *, noise, geometry, iterations=2, shape_p
     if noise.size != reader.shape[0]:
         raise InputDataError(f"noise has {noise.size} values for {reader.shape[0]} channels")
     to_jy, _ = _unit_scale(reader)  # the characterizer's rule: Jy/beam or an error
-    fitter = _Fitter(reader, psf, noise * to_jy, geometry, shape_prior, scale=to_jy)
+    correlation = _correlation(noise_correlation, reader, table, geometry)
+    fitter = _Fitter(reader, psf, noise * to_jy, geometry, shape_prior, scale=to_jy,
+                     correlation=correlation)
     models = [_SourceModel.from_row(row, geometry, reader.shape[0]) for row in table]
     models, errors, significance = _refine_all(fitter, models, iterations, progress)
     kind = np.zeros(len(out), dtype=int)
@@ -261,7 +287,38 @@ def refine_with_psf(table, dirty, psf, *, noise, geometry, iterations=2, shape_p
         out["psf_split"].info.description = SPLIT_DESCRIPTION
     out.meta["psf_refined"] = int(refined.sum())
     out.meta["psf_flux_fractional_error"] = float(flux_fractional_error)
+    out.meta["psf_noise"] = "per beam" if correlation is None else "correlated"
     return apply_psf_cuts(out, min_snr)
+
+
+def _correlation(choice, reader, table, geometry):
+    """The noise correlation that the fits use (see ``refine_with_psf``), or None."""
+    if choice is None:
+        return None
+    if isinstance(choice, str):
+        if choice != "measure":
+            raise ValueError(f"noise_correlation must be 'measure', None or an array, got "
+                             f"{choice!r}")
+        nchan, ny, nx = reader.shape
+        channels = np.unique(np.linspace(0, nchan - 1, min(CORRELATION_CHANNELS, nchan))
+                             .round().astype(int))
+        size_y, size_x = min(ny, CORRELATION_SIZE), min(nx, CORRELATION_SIZE)
+        ys = slice((ny - size_y) // 2, (ny - size_y) // 2 + size_y)
+        xs = slice((nx - size_x) // 2, (nx - size_x) // 2 + size_x)
+        planes = np.array([reader.read((slice(c, c + 1), ys, xs))[0] for c in channels])
+        try:
+            return noise_correlation(planes)
+        except ValueError as error:
+            raise InputDataError(f"the dirty cube's noise correlation could not be measured "
+                                 f"({error}); pass noise_correlation=None") from None
+    correlation = np.asarray(choice, dtype=float)
+    if (correlation.ndim != 2 or not np.all(np.isfinite(correlation))
+            or abs(correlation[correlation.shape[0] // 2, correlation.shape[1] // 2] - 1) > 1e-6):
+        raise InputDataError(
+            f"noise_correlation must be a finite 2D array with 1 at lag 0, element [ny // 2, "
+            f"nx // 2] (as deepfocus_radio.noise.noise_correlation returns); got shape "
+            f"{correlation.shape}")
+    return correlation
 
 
 def _refine_all(fitter, models, iterations, progress):
@@ -469,13 +526,32 @@ def gaussian_image(shape, x, y, sigma_major, sigma_minor, angle, *, oversample=3
 
 
 class _Fitter:
-    def __init__(self, reader, psf, noise, geometry, shape_prior, scale=1.0):
+    def __init__(self, reader, psf, noise, geometry, shape_prior, scale=1.0, correlation=None):
         self.reader, self.psf, self.noise, self.geo = reader, psf, noise, geometry
         self.scale = scale
         self.shape_prior = shape_prior
         self._tree, self._largest = None, 0.0
         self.beam_fwhm = geometry.beam_fwhm_pix
         self.beam_area = geometry.beam_area
+        self.correlation = correlation
+        self._whitener = (None, None)
+
+    def whitener(self, valid):
+        """The map from a cutout's residuals (its ``valid`` pixels, in units of the pixel
+        noise) to uncorrelated ones of unit variance: ``L^-1 r``, with ``L L^T`` the
+        correlation matrix of those pixels plus ``CORRELATION_FLOOR`` on its diagonal; with
+        no correlation (or a cutout of over ``MAX_CORRELATED_PIXELS`` pixels), the division
+        by the square root of the beam area (pixels) that makes a sum over the pixels a sum
+        over independent beams. The last one is kept, as successive fits share it."""
+        key = (valid.shape, np.packbits(valid).tobytes())
+        if self._whitener[0] != key:
+            n = int(valid.sum())
+            if self.correlation is None or n > MAX_CORRELATED_PIXELS:
+                root = np.sqrt(max(self.beam_area, 1.0))
+                self._whitener = (key, lambda values: values / root)
+            else:
+                self._whitener = (key, _Whitener(self.correlation, valid))
+        return self._whitener[1]
 
     def _window(self, model):
         fwhm, centre = model.fwhm_channels()
@@ -568,7 +644,7 @@ class _Fitter:
         ya, yb, xa, xb = box
         c1 = c0 + weights["window"].size
         half = max(yb - ya, xb - xa)
-        noise2 = self.noise[c0:c1] ** 2 * max(self.beam_area, 1.0)
+        noise2 = self.noise[c0:c1] ** 2  # per pixel
         names = ("window", "matched")
         stack = np.array([weights[name] for name in names])
         kernels = dict(zip(names, self.psf.weighted(model.profile[c0:c1] * stack, c0, half)))
@@ -583,11 +659,14 @@ class _Fitter:
         shape = (params[3:] if len(params) == 6
                  else (model.sigma_major, model.sigma_minor, model.angle))
         unit = gaussian_image(images["window"].shape, params[1], params[2], *shape)
-        predicted = {name: _Convolver(unit.shape, kernels[name])(unit)[valid] for name in names}
+        white = self.whitener(valid)
+        predicted = {name: white(_Convolver(unit.shape, kernels[name])(unit)[valid])
+                     for name in names}
         norms = {name: float(np.sum(predicted[name] ** 2)) for name in names}
         if not (norms["window"] > 0 and norms["matched"] > 0 and params[0] > 0):
             return None
-        amplitude = float(np.sum(predicted["window"] * images["window"][valid])) / norms["window"]
+        data = white(images["window"][valid])
+        amplitude = float(np.sum(predicted["window"] * data)) / norms["window"]
         # the flux's error: the boxcar amplitude's noise and, relative, the part of the
         # matched fit's flux error that comes from the fitted centre and shape
         linear = sigmas["matched"] / np.sqrt(norms["matched"])
@@ -706,8 +785,12 @@ class _Fitter:
         return full[..., ya - gy0:yb - gy0, xa - gx0:xb - gx0]
 
     def _least_squares(self, model, image, valid, kernel, sigma):
+        """Fit ``model``'s flux and centre (and axes and angle, unless a point source) to
+        ``image`` on its ``valid`` pixels, whose noise is ``sigma`` per pixel (weighed as
+        :meth:`whitener` says). Returns the parameters and their errors, or None."""
         shape = image.shape
-        data = image[valid]
+        white = self.whitener(valid)
+        data = white(image[valid])
         fit_shape = not model.point
         p0 = [model.flux, model.x, model.y]
         half_beam = 0.5 * self.beam_fwhm
@@ -730,7 +813,7 @@ class _Fitter:
                                                          model.angle)
             g = gaussian_image(shape, params[1], params[2], *shape_params)
             predicted = params[0] * convolve(g)
-            r = (predicted[valid] - data) / sigma
+            r = (white(predicted[valid]) - data) / sigma
             if fit_shape and self.shape_prior > 0:
                 r = np.concatenate([r, [(params[3] - p0[3]) / widths[0],
                                         (params[4] - p0[4]) / widths[1]]])
@@ -746,6 +829,30 @@ class _Fitter:
         covariance = np.linalg.pinv(jac.T @ jac)
         return _major_first(np.array(result.x, dtype=float),
                             np.sqrt(np.clip(np.diag(covariance), 0, None)))
+
+
+class _Whitener:
+    """``L^-1 r`` for the residuals ``r`` of a cutout's ``valid`` pixels, with ``L L^T`` their
+    noise correlation matrix (lags modulo ``correlation``'s size, over which
+    :func:`~deepfocus_radio.noise.noise_correlation` is periodic) plus
+    ``CORRELATION_FLOOR`` on the diagonal."""
+
+    def __init__(self, correlation, valid):
+        period_y, period_x = correlation.shape
+        lags = np.fft.ifftshift(correlation)  # lag (dy, dx) at [dy % ny, dx % nx]
+        y, x = np.nonzero(valid)
+        matrix = lags[(y[:, None] - y[None, :]) % period_y, (x[:, None] - x[None, :]) % period_x]
+        matrix[np.diag_indices_from(matrix)] += CORRELATION_FLOOR
+        try:
+            self.factor = linalg.cholesky(matrix, lower=True, check_finite=False)
+        except linalg.LinAlgError:  # a measured correlation may be slightly indefinite
+            values, vectors = linalg.eigh(matrix)
+            floor = CORRELATION_FLOOR * values.max()
+            matrix = (vectors * np.maximum(values, floor)) @ vectors.T
+            self.factor = linalg.cholesky(matrix, lower=True, check_finite=False)
+
+    def __call__(self, values):
+        return linalg.solve_triangular(self.factor, values, lower=True, check_finite=False)
 
 
 def _major_first(params, errors):
