@@ -386,3 +386,20 @@ def test_noise_correlation_choices_are_checked(sim):
     # (in pixels) times smaller
     ratio = (per_beam["flux_err"] / white["flux_err"]).value
     assert np.median(ratio) > 2.0
+
+
+def test_cutouts_too_large_for_the_correlation_matrix_weigh_the_noise_per_beam(sim, monkeypatch):
+    """Above ``MAX_CORRELATED_PIXELS`` valid pixels a cutout is fitted as with
+    ``noise_correlation=None`` (its Cholesky factor would grow as the cube of its pixels)."""
+    from deepfocus_radio.sources import psf_fit
+
+    truth = sim.truth_catalog()
+    noise = np.full(sim.dirty.shape[0], float(np.median(sim.noise_rms)))
+    kwargs = dict(noise=noise, geometry=geometry(sim), progress=False)
+    per_beam = refine_with_psf(truth, sim.dirty, sim.psf, noise_correlation=None, **kwargs)
+    correlated = refine_with_psf(truth, sim.dirty, sim.psf, **kwargs)
+    monkeypatch.setattr(psf_fit, "MAX_CORRELATED_PIXELS", 0)
+    capped = refine_with_psf(truth, sim.dirty, sim.psf, **kwargs)
+    np.testing.assert_allclose(capped["flux"].value, per_beam["flux"].value, rtol=1e-9)
+    np.testing.assert_allclose(capped["flux_err"].value, per_beam["flux_err"].value, rtol=1e-9)
+    assert not np.allclose(correlated["flux_err"].value, per_beam["flux_err"].value, rtol=1e-3)
