@@ -848,7 +848,7 @@ class _Whitener:
     def __init__(self, correlation, valid):
         period_y, period_x = correlation.shape
         lags = np.fft.ifftshift(correlation)  # lag (dy, dx) at [dy % ny, dx % nx]
-        y, x = np.nonzero(valid)
+        y, x = (index.astype(np.int32) for index in np.nonzero(valid))  # n^2 of each
         matrix = lags[(y[:, None] - y[None, :]) % period_y, (x[:, None] - x[None, :]) % period_x]
         matrix[np.diag_indices_from(matrix)] += CORRELATION_FLOOR
         try:
