@@ -61,6 +61,8 @@ simulated test set it added more noise than it took away, so it is not done (see
 README). Sources are Gaussian in space and in frequency.
 """
 
+from collections import OrderedDict
+
 import numpy as np
 from astropy import units as u
 from astropy.modeling.models import Gaussian2D
@@ -114,6 +116,8 @@ CORRELATION_SIZE = 512
 #: the full correlation (the Cholesky factor of the correlation matrix grows as the cube of
 #: the pixel count).
 MAX_CORRELATED_PIXELS = 4096
+#: Memory kept for the Cholesky factors of cutouts' correlation matrices, bytes.
+WHITENER_CACHE_BYTES = 256 * 2**20
 
 
 class PsfReader:
@@ -542,7 +546,8 @@ class _Fitter:
         self.beam_fwhm = geometry.beam_fwhm_pix
         self.beam_area = geometry.beam_area
         self.correlation = correlation
-        self._whitener = (None, None)
+        self._whiteners = OrderedDict()  # by cutout layout, most recently used last
+        self._cached_bytes = 0
 
     def whitener(self, valid):
         """The map from a cutout's residuals (its ``valid`` pixels, in units of the pixel
@@ -550,16 +555,23 @@ class _Fitter:
         correlation matrix of those pixels plus ``CORRELATION_FLOOR`` on its diagonal; with
         no correlation (or a cutout of over ``MAX_CORRELATED_PIXELS`` pixels), the division
         by the square root of the beam area (pixels) that makes a sum over the pixels a sum
-        over independent beams. The last one is kept, as successive fits share it."""
+        over independent beams. The matrix depends on the layout of the valid pixels only
+        (the noise is stationary), so cutouts of one shape share it: the factors are kept,
+        up to ``WHITENER_CACHE_BYTES``, the least recently used dropped first."""
+        if self.correlation is None or valid.sum() > MAX_CORRELATED_PIXELS:
+            root = np.sqrt(max(self.beam_area, 1.0))
+            return lambda values: values / root
         key = (valid.shape, np.packbits(valid).tobytes())
-        if self._whitener[0] != key:
-            n = int(valid.sum())
-            if self.correlation is None or n > MAX_CORRELATED_PIXELS:
-                root = np.sqrt(max(self.beam_area, 1.0))
-                self._whitener = (key, lambda values: values / root)
-            else:
-                self._whitener = (key, _Whitener(self.correlation, valid))
-        return self._whitener[1]
+        if key in self._whiteners:
+            self._whiteners.move_to_end(key)
+            return self._whiteners[key]
+        whitener = _Whitener(self.correlation, valid)
+        self._whiteners[key] = whitener
+        self._cached_bytes += whitener.factor.nbytes
+        while self._cached_bytes > WHITENER_CACHE_BYTES and len(self._whiteners) > 1:
+            _, dropped = self._whiteners.popitem(last=False)
+            self._cached_bytes -= dropped.factor.nbytes
+        return whitener
 
     def _window(self, model):
         fwhm, centre = model.fwhm_channels()
