@@ -403,3 +403,33 @@ def test_cutouts_too_large_for_the_correlation_matrix_weigh_the_noise_per_beam(s
     np.testing.assert_allclose(capped["flux"].value, per_beam["flux"].value, rtol=1e-9)
     np.testing.assert_allclose(capped["flux_err"].value, per_beam["flux_err"].value, rtol=1e-9)
     assert not np.allclose(correlated["flux_err"].value, per_beam["flux_err"].value, rtol=1e-3)
+
+
+def test_whiteners_are_shared_by_cutouts_of_one_layout(sim, monkeypatch):
+    """The correlation matrix depends on the valid pixels' layout only: a second cutout of
+    that layout reuses the factor; the least recently used go beyond the memory budget."""
+    from deepfocus_radio.noise import noise_correlation
+    from deepfocus_radio.sources import psf_fit
+    from deepfocus_radio.sources._arrays import CubeReader
+
+    correlation = noise_correlation(sim.dirty)
+    fitter = psf_fit._Fitter(CubeReader(sim.dirty), PsfReader(sim.psf, sim.dirty.shape[0]),
+                             np.asarray(sim.noise_rms, float), geometry(sim), 0.3,
+                             correlation=correlation)
+    square, holed = np.ones((15, 15), bool), np.ones((15, 15), bool)
+    holed[7, 7] = False
+    first = fitter.whitener(square)
+    assert fitter.whitener(square.copy()) is first
+    other = fitter.whitener(holed)
+    assert other is not first and other.factor.shape == (224, 224)
+    # it whitens the noise's correlation matrix (with the floor on its diagonal), built
+    # here from the lags between the cutout's pixels
+    lags = np.fft.ifftshift(correlation)
+    y, x = np.nonzero(square)
+    matrix = lags[(y[:, None] - y[None, :]) % lags.shape[0],
+                  (x[:, None] - x[None, :]) % lags.shape[1]]
+    matrix += psf_fit.CORRELATION_FLOOR * np.eye(len(y))
+    np.testing.assert_allclose(first(first(matrix).T), np.eye(len(y)), atol=1e-8)
+    monkeypatch.setattr(psf_fit, "WHITENER_CACHE_BYTES", first.factor.nbytes)
+    fitter.whitener(np.ones((14, 14), bool))  # over budget: the oldest two go
+    assert fitter.whitener(square) is not first
