@@ -559,8 +559,7 @@ class _Fitter:
         (the noise is stationary), so cutouts of one shape share it: the factors are kept,
         up to ``WHITENER_CACHE_BYTES``, the least recently used dropped first."""
         if self.correlation is None or valid.sum() > MAX_CORRELATED_PIXELS:
-            root = np.sqrt(max(self.beam_area, 1.0))
-            return lambda values: values / root
+            return self._per_beam
         key = (valid.shape, np.packbits(valid).tobytes())
         if key in self._whiteners:
             self._whiteners.move_to_end(key)
@@ -674,8 +673,11 @@ class _Fitter:
                                      sigmas["matched"])
         if fitted is None:
             return None
-        params, errors = fitted
-        significance = params[0] / errors[0] if errors[0] > 0 else np.nan
+        params, errors, flux_per_beam = fitted
+        # the significance stays on the per-beam scale that the cuts on it were chosen on:
+        # the correlation-weighted error is smaller, and with it a cut at 4 kept more
+        # artefacts (on the test set, the purity of ours with the cuts fell 0.96 -> 0.92)
+        significance = params[0] / flux_per_beam if flux_per_beam > 0 else np.nan
         shape = (params[3:] if len(params) == 6
                  else (model.sigma_major, model.sigma_minor, model.angle))
         unit = gaussian_image(images["window"].shape, params[1], params[2], *shape)
@@ -807,10 +809,12 @@ class _Fitter:
     def _least_squares(self, model, image, valid, kernel, sigma):
         """Fit ``model``'s flux and centre (and axes and angle, unless a point source) to
         ``image`` on its ``valid`` pixels, whose noise is ``sigma`` per pixel (weighed as
-        :meth:`whitener` says). Returns the parameters and their errors, or None."""
+        :meth:`whitener` says). Returns the parameters, their errors and the flux's error
+        with the noise per beam (see :meth:`_per_beam_flux_error`), or None."""
         shape = image.shape
         white = self.whitener(valid)
-        data = white(image[valid])
+        per_beam = self._per_beam
+        data = {white: white(image[valid])}
         fit_shape = not model.point
         p0 = [model.flux, model.x, model.y]
         half_beam = 0.5 * self.beam_fwhm
@@ -828,12 +832,14 @@ class _Fitter:
         p0 = np.clip(p0, lower, np.nextafter(upper, -np.inf))
         convolve = _Convolver(shape, kernel)
 
-        def residuals(params):
+        def residuals(params, weigh=white):
             shape_params = params[3:] if fit_shape else (model.sigma_major, model.sigma_minor,
                                                          model.angle)
             g = gaussian_image(shape, params[1], params[2], *shape_params)
             predicted = params[0] * convolve(g)
-            r = (white(predicted[valid]) - data) / sigma
+            if weigh not in data:
+                data[weigh] = weigh(image[valid])
+            r = (weigh(predicted[valid]) - data[weigh]) / sigma
             if fit_shape and self.shape_prior > 0:
                 r = np.concatenate([r, [(params[3] - p0[3]) / widths[0],
                                         (params[4] - p0[4]) / widths[1]]])
@@ -847,8 +853,15 @@ class _Fitter:
             return None
         jac = result.jac
         covariance = np.linalg.pinv(jac.T @ jac)
-        return _major_first(np.array(result.x, dtype=float),
-                            np.sqrt(np.clip(np.diag(covariance), 0, None)))
+        errors = np.sqrt(np.clip(np.diag(covariance), 0, None))
+        flux_per_beam = (errors[0] if white is per_beam else
+                         _per_beam_flux_error(lambda p: residuals(p, per_beam), result.x))
+        return (*_major_first(np.array(result.x, dtype=float), errors), flux_per_beam)
+
+    def _per_beam(self, values):
+        """Residuals weighed with the noise per beam: every pixel alike, divided by the
+        square root of the beam area (pixels)."""
+        return values / np.sqrt(max(self.beam_area, 1.0))
 
 
 class _Whitener:
@@ -873,6 +886,25 @@ class _Whitener:
 
     def __call__(self, values):
         return linalg.solve_triangular(self.factor, values, lower=True, check_finite=False)
+
+
+def _per_beam_flux_error(residuals, params):
+    """The flux's error (parameter 0) from the Jacobian of ``residuals`` at ``params``
+    (forward differences): with residuals weighed by the noise per beam, the error on the
+    scale that the significance cuts (``psf_min_snr``, the split's prescreen,
+    ``dirty_candidates``) were chosen on."""
+    params = np.asarray(params, dtype=float)
+    base = residuals(params)
+    columns = []
+    for i, value in enumerate(params):
+        step = 1e-6 * abs(value) if i == 0 else 1e-5
+        if step == 0:
+            return np.nan
+        moved = params.copy()
+        moved[i] += step
+        columns.append((residuals(moved) - base) / step)
+    jac = np.array(columns).T
+    return float(np.sqrt(max(np.linalg.pinv(jac.T @ jac)[0, 0], 0.0)))
 
 
 def _major_first(params, errors):

@@ -304,8 +304,16 @@ def test_psf_snr_is_the_significance_of_the_line_weighted_image(n_channels, line
     truth = single.truth_catalog()
     truth["fwhm_major"] = truth["fwhm_minor"] = 0.0 * u.arcsec  # a point: centre fitted only
     noise = np.full(single.dirty.shape[0], float(np.median(single.noise_rms)))
+    # psf_snr is on the noise-per-beam scale whatever the fit's weighting: compare it with
+    # the plain sum's flux / flux_err on that scale
     refined = refine_with_psf(truth, noiseless_dirty(single), single.psf, noise=noise,
-                              geometry=geometry(single), progress=False)
+                              geometry=geometry(single), noise_correlation=None,
+                              progress=False)
+    correlated = refine_with_psf(truth, noiseless_dirty(single), single.psf, noise=noise,
+                                 geometry=geometry(single), progress=False)
+    # (within 3%: here the two Jacobians are taken by different finite differences)
+    assert float(correlated["psf_snr"][0]) == pytest.approx(float(refined["psf_snr"][0]),
+                                                             rel=0.03)
     z = truth["z"][0].value
     sigma = line_fwhm / np.sqrt(8 * np.log(2))  # channels
     # the fitted channels: whole channels from z - 1.2 FWHM to z + 1.2 FWHM, in the band
