@@ -28,11 +28,10 @@ catalogued source there, by forward modelling:
   Cholesky factor of their correlation matrix, measured on the cube
   (:func:`~deepfocus_radio.noise.noise_correlation`). Weighing every pixel alike, with the
   noise per beam, wastes information: by the Cramer-Rao bounds the errors grow by 2-25%
-  (:mod:`~deepfocus_radio.sources.bounds`), and on 80 simulated calibration cubes the
-  weighted fit took the SNR >= 10 fluxes within 10% from 0.77 to 0.81 and PAs within
-  10 deg from 0.66 to 0.69. A Gaussian prior on the axes, of width ``shape_prior``
-  times the axes the fit starts from (at least ``PRIOR_FLOOR`` beam sigma), keeps them
-  near the deconvolved cube's estimate
+  (:mod:`~deepfocus_radio.sources.bounds`); on the 50 simulated test cubes the weighted fit
+  took the SNR >= 10 fluxes within 10% from 0.77 to 0.82 (see the README). A Gaussian
+  prior on the axes, of width ``shape_prior`` times the axes the fit starts from (at least
+  ``PRIOR_FLOOR`` beam sigma), keeps them near the deconvolved cube's estimate
   (the first pass is centred on the catalogue's axes, each later one on the last pass's):
   size and flux are degenerate at moderate SNR (from the true catalogue of 10 simulated
   cubes, free axes gave 58% of the SNR >= 10 fluxes within 10%, the true axes held fixed
@@ -273,7 +272,7 @@ def refine_with_psf(table, dirty, psf, *, noise, geometry, iterations=2, shape_p
     if noise.size != reader.shape[0]:
         raise InputDataError(f"noise has {noise.size} values for {reader.shape[0]} channels")
     to_jy, _ = _unit_scale(reader)  # the characterizer's rule: Jy/beam or an error
-    correlation = _correlation(noise_correlation, reader, table, geometry)
+    correlation = _correlation(noise_correlation, reader)
     fitter = _Fitter(reader, psf, noise * to_jy, geometry, shape_prior, scale=to_jy,
                      correlation=correlation)
     models = [_SourceModel.from_row(row, geometry, reader.shape[0]) for row in table]
@@ -303,7 +302,7 @@ def refine_with_psf(table, dirty, psf, *, noise, geometry, iterations=2, shape_p
     return apply_psf_cuts(out, min_snr)
 
 
-def _correlation(choice, reader, table, geometry):
+def _correlation(choice, reader):
     """The noise correlation that the fits use (see ``refine_with_psf``), or None."""
     if choice is None:
         return None
@@ -810,7 +809,7 @@ class _Fitter:
         """Fit ``model``'s flux and centre (and axes and angle, unless a point source) to
         ``image`` on its ``valid`` pixels, whose noise is ``sigma`` per pixel (weighed as
         :meth:`whitener` says). Returns the parameters, their errors and the flux's error
-        with the noise per beam (see :meth:`_per_beam_flux_error`), or None."""
+        with the noise per beam (see :func:`_per_beam_flux_error`), or None."""
         shape = image.shape
         white = self.whitener(valid)
         per_beam = self._per_beam
@@ -854,8 +853,7 @@ class _Fitter:
         jac = result.jac
         covariance = np.linalg.pinv(jac.T @ jac)
         errors = np.sqrt(np.clip(np.diag(covariance), 0, None))
-        flux_per_beam = (errors[0] if white is per_beam else
-                         _per_beam_flux_error(lambda p: residuals(p, per_beam), result.x))
+        flux_per_beam = _per_beam_flux_error(lambda p: residuals(p, per_beam), result.x)
         return (*_major_first(np.array(result.x, dtype=float), errors), flux_per_beam)
 
     def _per_beam(self, values):
