@@ -69,7 +69,7 @@ from scipy import fft, linalg, optimize, signal, special
 
 from deepfocus_radio.conventions import FWHM_TO_SIGMA, pa_to_pixel_angle
 from deepfocus_radio.exceptions import InputDataError
-from deepfocus_radio.noise import noise_correlation
+from deepfocus_radio.noise import noise_correlation as measure_noise_correlation
 from deepfocus_radio.sources._arrays import CubeReader
 from deepfocus_radio.sources.catalog import ERROR_COLUMNS
 from deepfocus_radio.sources.characterize import _unit_scale
@@ -318,7 +318,7 @@ def _correlation(choice, reader):
         xs = slice((nx - size_x) // 2, (nx - size_x) // 2 + size_x)
         planes = np.array([reader.read((slice(c, c + 1), ys, xs))[0] for c in channels])
         try:
-            return noise_correlation(planes)
+            return measure_noise_correlation(planes)
         except ValueError as error:
             raise InputDataError(f"the dirty cube's noise correlation could not be measured "
                                  f"({error}); pass noise_correlation=None") from None
@@ -812,8 +812,7 @@ class _Fitter:
         with the noise per beam (see :func:`_per_beam_flux_error`), or None."""
         shape = image.shape
         white = self.whitener(valid)
-        per_beam = self._per_beam
-        data = {white: white(image[valid])}
+        data = white(image[valid])
         fit_shape = not model.point
         p0 = [model.flux, model.x, model.y]
         half_beam = 0.5 * self.beam_fwhm
@@ -831,14 +830,12 @@ class _Fitter:
         p0 = np.clip(p0, lower, np.nextafter(upper, -np.inf))
         convolve = _Convolver(shape, kernel)
 
-        def residuals(params, weigh=white):
+        def residuals(params, weigh=white, target=data):
             shape_params = params[3:] if fit_shape else (model.sigma_major, model.sigma_minor,
                                                          model.angle)
             g = gaussian_image(shape, params[1], params[2], *shape_params)
             predicted = params[0] * convolve(g)
-            if weigh not in data:
-                data[weigh] = weigh(image[valid])
-            r = (weigh(predicted[valid]) - data[weigh]) / sigma
+            r = (weigh(predicted[valid]) - target) / sigma
             if fit_shape and self.shape_prior > 0:
                 r = np.concatenate([r, [(params[3] - p0[3]) / widths[0],
                                         (params[4] - p0[4]) / widths[1]]])
@@ -853,7 +850,9 @@ class _Fitter:
         jac = result.jac
         covariance = np.linalg.pinv(jac.T @ jac)
         errors = np.sqrt(np.clip(np.diag(covariance), 0, None))
-        flux_per_beam = _per_beam_flux_error(lambda p: residuals(p, per_beam), result.x)
+        per_beam = self._per_beam(image[valid])
+        flux_per_beam = _per_beam_flux_error(
+            lambda p: residuals(p, self._per_beam, per_beam), result.x)
         return (*_major_first(np.array(result.x, dtype=float), errors), flux_per_beam)
 
     def _per_beam(self, values):
