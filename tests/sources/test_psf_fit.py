@@ -441,3 +441,21 @@ def test_whiteners_are_shared_by_cutouts_of_one_layout(sim, monkeypatch):
     monkeypatch.setattr(psf_fit, "WHITENER_CACHE_BYTES", first.factor.nbytes)
     fitter.whitener(np.ones((14, 14), bool))  # over budget: the oldest two go
     assert fitter.whitener(square) is not first
+
+
+def test_a_given_correlation_that_is_not_a_valid_covariance_is_repaired(sim):
+    """A user's correlation array need not have a non-negative spectrum (0.9 at every
+    neighbouring pixel and 0 beyond does not): its negative eigenvalues are raised to the
+    floor before the Cholesky factor is taken, and every row is still refined."""
+    from deepfocus_radio.sources import psf_fit
+
+    invalid = np.zeros((3, 3))
+    invalid[1, 1], invalid[0, 1], invalid[2, 1], invalid[1, 0], invalid[1, 2] = 1, .9, .9, .9, .9
+    assert np.fft.fft2(np.fft.ifftshift(invalid)).real.min() < 0
+    whitener = psf_fit._Whitener(invalid, np.ones((9, 9), bool))
+    assert np.all(np.isfinite(whitener.factor))
+    truth = sim.truth_catalog()
+    noise = np.full(sim.dirty.shape[0], float(np.median(sim.noise_rms)))
+    refined = refine_with_psf(truth, sim.dirty, sim.psf, noise=noise, geometry=geometry(sim),
+                              noise_correlation=invalid, progress=False)
+    assert refined.meta["psf_refined"] == len(truth)
