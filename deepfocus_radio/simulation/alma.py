@@ -315,7 +315,7 @@ def _alma_header(config, obs, beam, pixel_arcsec, seed, max_baseline):
     )
 
 
-def simulate_alma_cube(config=None, *, seed, workers=None):
+def simulate_alma_cube(config=None, *, seed, workers=None, full_psf=False):
     """Simulate one ALMA-like spectral-line cube.
 
     Parameters
@@ -326,6 +326,10 @@ def simulate_alma_cube(config=None, *, seed, workers=None):
         Seed of every random draw; the same seed gives bit-identical data.
     workers : int, optional
         FFT threads (the result does not depend on it).
+    full_psf : bool, optional
+        Also make ``psf_full``, the PSF over twice the image (for
+        :func:`~deepfocus_radio.sources.find_sources`' ``psf=``: it models every
+        source's sidelobes across the whole image).
 
     Returns
     -------
@@ -380,7 +384,7 @@ def simulate_alma_cube(config=None, *, seed, workers=None):
     apparent = sky * pb if pb is not None else sky
     noise_rms = np.full(obs["nchan"], obs["noise_rms"])
     result = observe(apparent, obs["frequencies"], psf_model=sampling, beam_fwhm_pixels=beam_px,
-                     noise_rms=noise_rms, rng=rng, workers=workers)
+                     noise_rms=noise_rms, rng=rng, workers=workers, full_psf=full_psf)
     measure_sources(sources, own_sky, psf=result.psf, beam_fwhm_pixels=beam_px, noise_rms=noise_rms)
     header = _alma_header(config, obs, beam, pixel_arcsec, seed, max_baseline)
     return SimulatedCube(
@@ -388,4 +392,5 @@ def simulate_alma_cube(config=None, *, seed, workers=None):
         sky=apparent.astype(np.float32, copy=False), psf=result.psf, beam=beam, header=header,
         noise_rms=noise_rms, sources=_source_table(sources, header),
         pb=None if pb is None else pb.astype(np.float32), meta={"observation": obs, "seed": seed},
+        psf_full=result.psf_full,
     )

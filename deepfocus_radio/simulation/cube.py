@@ -126,6 +126,10 @@ class SimulatedCube:
         Jy/beam, deg, Hz) and extra columns.
     pb : ndarray or None
         Primary-beam gain (chan, y, x), when the primary beam was applied.
+    psf_full : ndarray or None
+        With ``full_psf=True``: the PSF over twice the image, shape (nchan, 2 ny, 2 nx),
+        peak 1 at ``(ny, nx)``; it holds the sidelobes that ``dirty`` has beyond half
+        the image, which ``psf`` (like CASA's ``.psf``) lacks.
     """
 
     dirty: np.ndarray
@@ -138,6 +142,7 @@ class SimulatedCube:
     sources: Table
     pb: np.ndarray = None
     meta: dict = field(default_factory=dict)
+    psf_full: np.ndarray = None
 
     @property
     def wcs(self):

@@ -43,12 +43,16 @@ class Observation:
         Sky convolved with the peak-1 restoring beam, Jy/beam.
     psf : ndarray
         Per-channel PSF, peak 1 at ``(ny // 2, nx // 2)``.
+    psf_full : ndarray or None
+        With ``full_psf=True``: the PSF at every offset between two pixels of the image,
+        shape (nchan, 2 ny, 2 nx), peak 1 at ``(ny, nx)`` (``psf`` is its centre).
     """
 
     dirty_signal: np.ndarray
     noise: np.ndarray
     clean: np.ndarray
     psf: np.ndarray
+    psf_full: np.ndarray = None
 
 
 def _noise_plane(amplitude, rms, rng, workers):
@@ -76,7 +80,8 @@ def _inverse(spectrum, rows, cols, padded, workers):
     return scipy.fft.irfft(partial, n=padded[1], axis=-1, workers=workers)[..., cols]
 
 
-def observe(sky, frequencies, *, psf_model, beam_fwhm_pixels, noise_rms, rng, workers=None):
+def observe(sky, frequencies, *, psf_model, beam_fwhm_pixels, noise_rms, rng, workers=None,
+            full_psf=False):
     """Make the dirty, clean and PSF cubes of a sky cube.
 
     Parameters
@@ -95,6 +100,10 @@ def observe(sky, frequencies, *, psf_model, beam_fwhm_pixels, noise_rms, rng, wo
         Source of the noise.
     workers : int, optional
         FFT threads (default :func:`default_workers`).
+    full_psf : bool, optional
+        Also return the PSF over twice the image (``Observation.psf_full``): the dirty
+        image holds the sidelobes of every source at every offset up to the image's
+        size, but ``psf`` (like CASA's ``.psf``) only those up to half of it.
 
     Returns
     -------
@@ -109,11 +118,16 @@ def observe(sky, frequencies, *, psf_model, beam_fwhm_pixels, noise_rms, rng, wo
     # The image-sized PSF is centred on (ny // 2, nx // 2): rows/columns wrap around 0.
     psf_rows, psf_cols = (np.arange(ny) - ny // 2) % padded[0], (np.arange(nx) - nx // 2) % padded[1]
     out = Observation(*(np.zeros((nchan, ny, nx), dtype=np.float32) for _ in range(4)))
+    if full_psf:  # offsets -n .. n - 1 on each axis, the zero offset at (ny, nx)
+        full_rows, full_cols = (np.arange(n) - n // 2 for n in padded)
+        out.psf_full = np.zeros((nchan, *padded), dtype=np.float32)
     for start in range(0, nchan, _BLOCK):
         block = slice(start, min(start + _BLOCK, nchan))
         grids = [psf_model.channel(freq) for freq in frequencies[block]]
         psf_hat = np.stack([grid[0] for grid in grids]).astype(np.float32)
         out.psf[block] = _inverse(psf_hat, psf_rows, psf_cols, padded, workers)
+        if full_psf:
+            out.psf_full[block] = _inverse(psf_hat, full_rows, full_cols, padded, workers)
         for k, (_, amplitude) in enumerate(grids):
             out.noise[start + k] = _noise_plane(amplitude, noise_rms[start + k], rng, workers)
         if not has_signal:

@@ -128,7 +128,7 @@ def _ska_header(config, obs, beam, seed):
     return header
 
 
-def simulate_ska_cube(config=None, *, seed, workers=None):
+def simulate_ska_cube(config=None, *, seed, workers=None, full_psf=False):
     """Simulate one SKA-MID-like HI cube (SDC2 style).
 
     Parameters
@@ -139,6 +139,10 @@ def simulate_ska_cube(config=None, *, seed, workers=None):
         Seed of every random draw; the same seed gives bit-identical data.
     workers : int, optional
         FFT threads (the result does not depend on it).
+    full_psf : bool, optional
+        Also make ``psf_full``, the PSF over twice the image (for
+        :func:`~deepfocus_radio.sources.find_sources`' ``psf=``: it models every
+        source's sidelobes across the whole image).
 
     Returns
     -------
@@ -172,7 +176,7 @@ def simulate_ska_cube(config=None, *, seed, workers=None):
         galaxies.append(gal)
     noise_rms = np.full(obs["nchan"], obs["noise_rms"])
     result = observe(sky, obs["frequencies"], psf_model=psf_model, beam_fwhm_pixels=beam_px, noise_rms=noise_rms,
-                     rng=rng, workers=workers)
+                     rng=rng, workers=workers, full_psf=full_psf)
     measure_sources(galaxies, own_sky, psf=result.psf, beam_fwhm_pixels=beam_px, noise_rms=noise_rms)
     header = _ska_header(config, obs, beam, seed)
     table = _source_table(galaxies, header, SOURCE_COLUMNS)
@@ -180,6 +184,7 @@ def simulate_ska_cube(config=None, *, seed, workers=None):
         dirty=result.dirty_signal + result.noise, clean=result.clean,
         sky=sky, psf=result.psf, beam=beam, header=header,
         noise_rms=noise_rms, sources=table, meta={"observation": obs, "seed": seed, "kind": "ska"},
+        psf_full=result.psf_full,
     )
 
 

@@ -96,8 +96,11 @@ PRIOR_FLOOR = 0.05
 MAX_FLUX_CHANGE = 2.0
 #: Smallest Gaussian sigma fitted, pixels (a point source).
 MIN_SIGMA = 0.3
-#: Neighbours farther than this many beams (plus the sizes) are not subtracted.
+#: Neighbours within this many beams (plus the sizes) are subtracted.
 NEIGHBOUR_REACH = 10.0
+#: Farther neighbours are subtracted where the PSF's sidelobes may bring this fraction of
+#: the noise per channel (a bright source's sidelobes cross the whole image).
+SIDELOBE_FLOOR = 0.1
 #: The ``psf_split`` column's description.
 SPLIT_DESCRIPTION = ("0: one source; 1: a detection that a two-source fit split in two, "
                      "refit as the first; 2: the second, split from the row before")
@@ -153,6 +156,7 @@ class PsfReader:
             raise InputDataError(
                 f"the PSF's peak is {peak:.4g}, not 1: pass a PSF normalized to a peak of 1 "
                 "(the dirty beam; CASA's .psf is), not a PSF in Jy/beam or a primary beam")
+        self._envelope = None
 
     def _plane(self, channel):
         block = self._reader.read((slice(channel, channel + 1), slice(0, self.ny),
@@ -176,20 +180,45 @@ class PsfReader:
         -------
         ndarray, shape (..., 2 * half + 1, 2 * half + 1)
         """
+        return self.window(weights, start, (-half, half), (-half, half))
+
+    def window(self, weights, start, rows, cols):
+        """``sum_c weights[..., c] * PSF[start + c]`` at the offsets ``rows[0] .. rows[1]``
+        (y) and ``cols[0] .. cols[1]`` (x) from the PSF's peak, both ends included; zero
+        beyond the PSF's edges. Arguments as :meth:`weighted`."""
         weights = np.asarray(weights, dtype=float)
         if self.nchan == 1:
-            planes, weights = self._crop(0, 1, half), weights.sum(axis=-1, keepdims=True)
+            planes, weights = self._crop(0, 1, rows, cols), weights.sum(axis=-1, keepdims=True)
         else:
-            planes = self._crop(start, start + weights.shape[-1], half)
+            planes = self._crop(start, start + weights.shape[-1], rows, cols)
         return np.tensordot(weights, np.nan_to_num(planes), axes=1)
 
-    def _crop(self, c0, c1, half):
-        y0, y1 = max(self.cy - half, 0), min(self.cy + half + 1, self.ny)
-        x0, x1 = max(self.cx - half, 0), min(self.cx + half + 1, self.nx)
-        block = self._reader.read((slice(c0, c1), slice(y0, y1), slice(x0, x1)))
-        out = np.zeros((c1 - c0, 2 * half + 1, 2 * half + 1))
-        oy, ox = y0 - (self.cy - half), x0 - (self.cx - half)
-        out[:, oy:oy + y1 - y0, ox:ox + x1 - x0] = block
+    def covers(self, rows, cols):
+        """Whether the PSF holds any of the offsets of :meth:`window`."""
+        return (self.cy + rows[0] < self.ny and self.cy + rows[1] >= 0
+                and self.cx + cols[0] < self.nx and self.cx + cols[1] >= 0)
+
+    def sidelobe_reach(self, level):
+        """Distances (pixels) within which ``|PSF|`` reaches each ``level`` (an array; the
+        middle plane): farther out every sidelobe is lower; 0 where only beyond the PSF."""
+        if self._envelope is None:  # the largest |PSF| at each whole distance or more
+            plane = np.abs(np.nan_to_num(self._plane(self.nchan // 2)))
+            yy, xx = np.indices(plane.shape)
+            radius = np.hypot(yy - self.cy, xx - self.cx).astype(int).ravel()
+            largest = np.zeros(radius.max() + 1)
+            np.maximum.at(largest, radius, plane.ravel())
+            self._envelope = np.maximum.accumulate(largest[::-1])[::-1]
+        return np.searchsorted(-self._envelope, -np.asarray(level, dtype=float), side="right")
+
+    def _crop(self, c0, c1, rows, cols):
+        (r0, r1), (q0, q1) = rows, cols
+        out = np.zeros((c1 - c0, r1 - r0 + 1, q1 - q0 + 1))
+        y0, y1 = max(self.cy + r0, 0), min(self.cy + r1 + 1, self.ny)
+        x0, x1 = max(self.cx + q0, 0), min(self.cx + q1 + 1, self.nx)
+        if y0 < y1 and x0 < x1:
+            block = self._reader.read((slice(c0, c1), slice(y0, y1), slice(x0, x1)))
+            oy, ox = y0 - (self.cy + r0), x0 - (self.cx + q0)
+            out[:, oy:oy + y1 - y0, ox:ox + x1 - x0] = block
         return out
 
 
@@ -541,7 +570,7 @@ class _Fitter:
         self.reader, self.psf, self.noise, self.geo = reader, psf, noise, geometry
         self.scale = scale
         self.shape_prior = shape_prior
-        self._tree, self._largest = None, 0.0
+        self._tree, self._largest, self._far = None, 0.0, []
         self.beam_fwhm = geometry.beam_fwhm_pix
         self.beam_area = geometry.beam_area
         self.correlation = correlation
@@ -614,12 +643,9 @@ class _Fitter:
         weights["matched"] = profile / profile.max() if profile.max() > 0 else window * 1.0
         images = {name: np.tensordot(w[w > 0], block[w > 0], axes=1)
                   for name, w in weights.items()}
-        reach = NEIGHBOUR_REACH * self.beam_fwhm + radius
-        for other_index in self._near(model, reach):
+        for other_index in self.neighbours(model, radius, models):
             other = models[other_index]
-            near = np.hypot(other.x - model.x, other.y - model.y) < (
-                reach + other.sigma_major / FWHM_TO_SIGMA)
-            if other.flux <= 0 or not near:
+            if other.flux <= 0:
                 continue
             spectrum = other.spectrum(c0, c1)
             # the source's own emission stays in its images, but not in the line-free
@@ -745,18 +771,37 @@ class _Fitter:
 
     def index_neighbours(self, models):
         """A KD tree of the sources' centres (a survey cube holds 1e4-1e5 sources: the
-        neighbours of each are found in log time, not by a scan of all)."""
+        neighbours of each are found in log time, not by a scan of all), and the sources
+        whose sidelobes reach farther than ``NEIGHBOUR_REACH`` beams: those bright enough
+        that the PSF's sidelobes there may reach ``SIDELOBE_FLOOR`` times the noise."""
         from scipy.spatial import cKDTree
 
         centres = np.array([[m.x, m.y] for m in models], dtype=float).reshape(-1, 2)
         self._tree = cKDTree(centres) if len(models) else None
         self._largest = max((m.sigma_major / FWHM_TO_SIGMA for m in models), default=0.0)
+        peaks = np.array([m.flux * m.profile.max() + abs(m.continuum) for m in models])
+        level = SIDELOBE_FLOOR * float(np.nanmedian(self.noise)) / np.fmax(peaks, 1e-30)
+        reach = self.psf.sidelobe_reach(level) if len(models) else []
+        self._far = [(index, far) for index, far in enumerate(reach)
+                     if far > NEIGHBOUR_REACH * self.beam_fwhm and models[index].flux > 0]
 
-    def _near(self, model, reach):
-        """Indices of the sources whose centres may lie within ``reach`` plus their size."""
-        if self._tree is None:
-            return []
-        return sorted(self._tree.query_ball_point([model.x, model.y], reach + self._largest))
+    def neighbours(self, model, radius, models):
+        """Indices (sorted) of the sources of ``models`` whose emission may reach a cutout
+        of ``radius`` pixels around ``model``: within ``NEIGHBOUR_REACH`` beams plus their
+        size, and farther, those whose sidelobes may (see :meth:`index_neighbours`)."""
+        reach = NEIGHBOUR_REACH * self.beam_fwhm + radius
+        found = set()
+        if self._tree is not None:
+            for index in self._tree.query_ball_point([model.x, model.y], reach + self._largest):
+                other = models[index]
+                if np.hypot(other.x - model.x, other.y - model.y) < (
+                        reach + other.sigma_major / FWHM_TO_SIGMA):
+                    found.add(index)
+        for index, far in self._far:
+            other = models[index]
+            if np.hypot(other.x - model.x, other.y - model.y) < far + radius:
+                found.add(index)
+        return sorted(found)
 
     def _read(self, box, window, fwhm, centre):
         """The cutout over the line window and the continuum channels on either side."""
@@ -790,20 +835,21 @@ class _Fitter:
     def _contribution(self, other, weights, start, box):
         """Dirty-cube image of a source summed over channels ``start + i`` with fluxes
         ``weights[..., i]`` (Jy: its spectrum, masked), on the cutout ``box``; several rows
-        of weights give one image each, from one PSF read and one model image."""
+        of weights give one image each, from one PSF read and one model image. The model
+        covers the source (3.5 sigma), the PSF the offsets from it to the cutout: the cost
+        does not grow with the distance between them."""
         ya, yb, xa, xb = box
         extent = int(np.ceil(3.5 * other.sigma_major)) + 2
-        gy0, gy1 = min(ya, int(other.y) - extent), max(yb, int(other.y) + extent + 1)
-        gx0, gx1 = min(xa, int(other.x) - extent), max(xb, int(other.x) + extent + 1)
-        half = max(gy1 - gy0, gx1 - gx0)
-        if half > max(self.psf.ny, self.psf.nx):  # beyond the PSF's reach
+        gy0, gx0 = int(other.y) - extent, int(other.x) - extent
+        size = 2 * extent + 1
+        rows, cols = (ya - gy0 - size + 1, yb - 1 - gy0), (xa - gx0 - size + 1, xb - 1 - gx0)
+        if not self.psf.covers(rows, cols):  # beyond the PSF's reach
             return np.zeros(np.shape(weights)[:-1] + (yb - ya, xb - xa))
-        kernel = self.psf.weighted(weights, start, half)
-        grid = gaussian_image((gy1 - gy0, gx1 - gx0), other.x - gx0, other.y - gy0,
+        kernel = self.psf.window(weights, start, rows, cols)
+        grid = gaussian_image((size, size), other.x - gx0, other.y - gy0,
                               other.sigma_major, other.sigma_minor, other.angle)
-        grid = np.broadcast_to(grid, kernel.shape[:-2] + grid.shape)  # 'same' crops to it
-        full = signal.fftconvolve(grid, kernel, mode="same", axes=(-2, -1))
-        return full[..., ya - gy0:yb - gy0, xa - gx0:xb - gx0]
+        grid = np.broadcast_to(grid, kernel.shape[:-2] + grid.shape)
+        return signal.fftconvolve(grid, kernel, mode="valid", axes=(-2, -1))
 
     def _least_squares(self, model, image, valid, kernel, sigma):
         """Fit ``model``'s flux and centre (and axes and angle, unless a point source) to

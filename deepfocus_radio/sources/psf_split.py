@@ -47,7 +47,7 @@ from scipy import ndimage, optimize
 
 from deepfocus_radio.conventions import FWHM_TO_SIGMA
 from deepfocus_radio.noise import robust_std
-from deepfocus_radio.sources.psf_fit import (MIN_SIGMA, NEIGHBOUR_REACH, PRIOR_FLOOR,
+from deepfocus_radio.sources.psf_fit import (MIN_SIGMA, PRIOR_FLOOR,
                                              _Convolver, _SourceModel, cube_line_profile,
                                              gaussian_image, line_profile)
 
@@ -153,8 +153,7 @@ def _cutout(fitter, models, index):
         return None
     data = fitter.reader.read((slice(z0, z1), slice(ya, yb), slice(xa, xb))).astype(float)
     data = data * fitter.scale
-    reach = NEIGHBOUR_REACH * fitter.beam_fwhm + radius
-    for other_index in fitter._near(model, reach):
+    for other_index in fitter.neighbours(model, radius, models):
         other = models[other_index]
         spectrum = other.spectrum(z0, z1)
         total = spectrum.sum()
