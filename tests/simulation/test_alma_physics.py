@@ -206,3 +206,34 @@ def test_class_label_separates_point_and_extended_sources():
     extended = simulate_alma_cube(_one_source(source_fwhm_range=(0.6, 2.0)), seed=1).sources
     assert points["class"][0] == "point" and extended["class"][0] == "extended"
     assert extended["fwhm_major"][0] > points["fwhm_major"][0]
+
+
+def test_the_full_psf_holds_every_sidelobe_of_the_dirty_cube():
+    """``full_psf=True``: the noise-free dirty cube is the sky convolved with ``psf_full``
+    (scipy, at every offset within the image), so the dirty cube minus that is the noise
+    alone; the image-sized ``psf`` (CASA's ``.psf``) misses a bright source's sidelobes
+    beyond half the image. Asking for it changes nothing else."""
+    config = _one_source(snr_range=(300.0, 300.0), source_fwhm_range=(0.0, 0.0),
+                         track_hours_range=(0.1, 0.2))
+    plain = simulate_alma_cube(config, seed=4)
+    cube = simulate_alma_cube(config, seed=4, full_psf=True)
+    assert plain.psf_full is None
+    np.testing.assert_array_equal(cube.dirty, plain.dirty)
+    nchan, ny, nx = cube.dirty.shape
+    assert cube.psf_full.shape == (nchan, 2 * ny, 2 * nx)
+    np.testing.assert_array_equal(cube.psf_full[:, ny // 2:ny // 2 + ny, nx // 2:nx // 2 + nx],
+                                  cube.psf)
+
+    def residual_rms(psf, centre_y, centre_x):
+        rms = []
+        for sky, kernel, dirty in zip(cube.sky.astype(float), psf.astype(float), cube.dirty):
+            full = fftconvolve(sky, kernel, mode="full")  # offset 0 at the kernel's peak
+            left = dirty - full[centre_y:centre_y + ny, centre_x:centre_x + nx]
+            rms.append(np.sqrt(np.mean(left ** 2)))
+        return np.array(rms)
+
+    z = int(round(cube.sources["z"][0]))
+    with_full = residual_rms(cube.psf_full, ny, nx)
+    np.testing.assert_allclose(with_full, cube.noise_rms, rtol=2e-3)
+    with_image = residual_rms(cube.psf, ny // 2, nx // 2)
+    assert with_image[z] > 1.5 * cube.noise_rms[z]

@@ -459,3 +459,99 @@ def test_a_given_correlation_that_is_not_a_valid_covariance_is_repaired(sim):
     refined = refine_with_psf(truth, sim.dirty, sim.psf, noise=noise, geometry=geometry(sim),
                               noise_correlation=invalid, progress=False)
     assert refined.meta["psf_refined"] == len(truth)
+
+
+@pytest.fixture(scope="module")
+def bright():
+    """One bright point source observed in a short track (strong far sidelobes), with the
+    PSF over twice the image."""
+    config = AlmaConfig(image_shape=(64, 64), n_channels_range=(16, 16),
+                        beam_fwhm_pixels_range=(3.0, 3.5), n_sources_range=(1, 1),
+                        snr_range=(300.0, 300.0), source_fwhm_range=(0.0, 0.0),
+                        line_fwhm_range=(3.0, 4.0), track_hours_range=(0.1, 0.2),
+                        continuum_fraction=0.0, blend_fraction=0.0)
+    return simulate_alma_cube(config, seed=4, full_psf=True)
+
+
+def test_psf_windows_read_the_psf_at_any_offsets(bright):
+    """``PsfReader.window`` against plain indexing of a zero-padded PSF, off the centre and
+    partly beyond the PSF; ``sidelobe_reach`` against a scan of the plane."""
+    psf = bright.psf.astype(float)
+    nchan, ny, nx = psf.shape
+    reader = PsfReader(psf, nchan)
+    padded = np.zeros((nchan, 3 * ny, 3 * nx))
+    padded[:, ny:2 * ny, nx:2 * nx] = psf
+    weights = np.linspace(0.5, 1.5, 5)
+    for rows, cols in (((-3, 3), (-3, 3)), ((20, 45), (-40, -10)), ((-70, -20), (5, 9))):
+        got = reader.window(weights, 4, rows, cols)
+        y, x = ny + ny // 2, nx + nx // 2  # the peak in the padded array
+        block = padded[4:9, y + rows[0]:y + rows[1] + 1, x + cols[0]:x + cols[1] + 1]
+        np.testing.assert_allclose(got, np.tensordot(weights, block, axes=1), atol=1e-12)
+        assert reader.covers(rows, cols) == bool(np.any(block))
+    np.testing.assert_array_equal(reader.weighted(weights, 4, 6),
+                                  reader.window(weights, 4, (-6, 6), (-6, 6)))
+    middle = np.abs(psf[nchan // 2])
+    yy, xx = np.indices(middle.shape)
+    distance = np.hypot(yy - ny // 2, xx - nx // 2)
+    for level in (0.5, 0.1, 0.03):
+        reach = reader.sidelobe_reach([level])[0]
+        beyond = middle[distance >= reach]
+        assert (beyond.size == 0 or beyond.max() < level) and (
+            middle[distance >= reach - 1].max() >= level)
+
+
+def test_a_neighbours_image_is_its_model_convolved_with_the_psf(bright):
+    """A source's dirty image on a cutout far from it (beyond half the image: only the PSF
+    over twice the image holds those offsets) and on one near it, against scipy's
+    convolution of its model image with the PSF over the whole plane."""
+    from deepfocus_radio.sources import psf_fit
+    from deepfocus_radio.sources._arrays import CubeReader
+
+    psf = bright.psf_full.astype(float)
+    nchan, ny, nx = bright.dirty.shape
+    fitter = psf_fit._Fitter(CubeReader(bright.dirty), PsfReader(psf, nchan),
+                             np.asarray(bright.noise_rms, float), geometry(bright), 0.3)
+    profile = np.full(nchan, 1.0 / nchan)
+    source = psf_fit._SourceModel(2.0, 6.3, 55.7, 1.5, 0.9, 0.7, profile, 1.0, False)
+    weights = np.linspace(0.2, 1.0, 6)
+    model = psf_fit.gaussian_image((ny, nx), 6.3, 55.7, 1.5, 0.9, 0.7)
+    kernel = np.tensordot(weights, psf[3:9], axes=1)
+    expected = signal.fftconvolve(model, kernel, mode="full")[ny:2 * ny, nx:2 * nx]
+    for box in ((2, 14, 48, 62), (40, 60, 0, 12)):  # far (about 50 px), then near
+        ya, yb, xa, xb = box
+        got = fitter._contribution(source, weights, 3, box)
+        # the model is cut at 3.5 sigma (plus 2 pixels) around the source
+        np.testing.assert_allclose(got, expected[ya:yb, xa:xb], rtol=0,
+                                   atol=1e-5 * np.abs(expected).max())
+    assert np.abs(expected[2:14, 48:62]).max() > 0.01 * np.abs(expected).max()
+
+
+def test_far_sidelobes_of_a_bright_source_are_subtracted_with_the_full_psf(bright):
+    """A catalogue row where a bright source's sidelobe, farther than half the image,
+    peaks: with the image-sized PSF (CASA's ``.psf``) it looks like a source (the
+    sidelobe is not modelled), with the PSF over twice the image it is the bright
+    source's and holds no flux of its own."""
+    truth = bright.truth_catalog()
+    nchan, ny, nx = bright.dirty.shape
+    z = int(round(bright.sources["z"][0]))
+    sky = bright.sky[z].astype(float)
+    far = (signal.fftconvolve(sky, bright.psf_full[z].astype(float), mode="full")[ny:2 * ny, nx:2 * nx]
+           - signal.fftconvolve(sky, bright.psf[z].astype(float), mode="full")[
+               ny // 2:ny // 2 + ny, nx // 2:nx // 2 + nx])
+    far[:3], far[-3:], far[:, :3], far[:, -3:] = 0, 0, 0, 0  # away from the edges
+    y, x = np.unravel_index(np.argmax(far), far.shape)
+    assert far[y, x] > 10 * bright.noise_rms[z]
+    table = truth.copy()
+    table.add_row(table[0])
+    table["x"][1], table["y"][1] = x * u.pix, y * u.pix
+    table["flux"][1] = 0.05 * table["flux"][0]
+    options = dict(noise=bright.noise_rms, geometry=geometry(bright), progress=False)
+    image_psf = refine_with_psf(table, bright.dirty, bright.psf, **options)
+    full_psf = refine_with_psf(table, bright.dirty, bright.psf_full, **options)
+    assert image_psf["psf_snr"][1] > 5
+    assert not full_psf["psf_snr"][1] > 3
+    # the bright source's own fit no longer loses flux to the row's modelled emission
+    alone = refine_with_psf(truth, bright.dirty, bright.psf_full, **options)
+    flux = full_psf["flux"][0].to_value(FLUX)
+    assert flux == pytest.approx(alone["flux"][0].to_value(FLUX), rel=0.01)
+    assert flux == pytest.approx(truth["flux"][0].to_value(FLUX), rel=0.05)
