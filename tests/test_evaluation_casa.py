@@ -22,7 +22,8 @@ def test_pipeline_on_a_casa_simobserve_tclean_cube(tmp_path):
     spec.loader.exec_module(module)
     reports = module.main(["--n-cubes", "1", "--size", "64", "--channels", "16",
                            "--thresholds", "4", "5", "--out", str(tmp_path)])
-    assert set(reports) == {4.0, 5.0, "4.0+psf", "5.0+psf", "4.0+psf>=4", "5.0+psf>=4"}
+    assert set(reports) == {t + v for t in ("4.0", "5.0")
+                            for v in ("+psf", "+psf>=4", "+widepsf", "+widepsf>=4")} | {4.0, 5.0}
     report = reports[5.0]
     # CASA's 4D header (Stokes, LSRK, OBSGEO) is read, and the bright sources are found
     # where the sky model put them, with few false ones
@@ -33,6 +34,9 @@ def test_pipeline_on_a_casa_simobserve_tclean_cube(tmp_path):
     # CASA's .psf (4D FITS) refines the same detections
     refined = reports["5.0+psf"]
     assert refined.n_found == report.n_found and refined.errors["position"].median < 0.2
+    # and so does its .psf over twice the field
+    wide = reports["5.0+widepsf"]
+    assert wide.n_found == report.n_found and wide.errors["position"].median < 0.2
     assert json.loads((tmp_path / "results.json").read_text())["thresholds"] == [4.0, 5.0]
 
 
