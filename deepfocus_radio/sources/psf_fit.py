@@ -575,7 +575,8 @@ class _Fitter:
         self.reader, self.psf, self.noise, self.geo = reader, psf, noise, geometry
         self.scale = scale
         self.shape_prior = shape_prior
-        self._tree, self._largest, self._far = None, 0.0, []
+        self._tree, self._largest = None, 0.0
+        self._far = (np.zeros(0, dtype=int), np.zeros((0, 2)), np.zeros(0))
         self.beam_fwhm = geometry.beam_fwhm_pix
         self.beam_area = geometry.beam_area
         self.correlation = correlation
@@ -786,9 +787,9 @@ class _Fitter:
         self._largest = max((m.sigma_major / FWHM_TO_SIGMA for m in models), default=0.0)
         peaks = np.array([m.flux * m.profile.max() + abs(m.continuum) for m in models])
         level = SIDELOBE_FLOOR * float(np.nanmedian(self.noise)) / np.fmax(peaks, 1e-30)
-        reach = self.psf.sidelobe_reach(level) if len(models) else []
-        self._far = [(index, far) for index, far in enumerate(reach)
-                     if far > NEIGHBOUR_REACH * self.beam_fwhm and models[index].flux > 0]
+        reach = self.psf.sidelobe_reach(level) if len(models) else np.zeros(0)
+        far = np.flatnonzero((reach > NEIGHBOUR_REACH * self.beam_fwhm) & (peaks > 0))
+        self._far = (far, centres[far], reach[far])
 
     def neighbours(self, model, radius, models):
         """Indices (sorted) of the sources of ``models`` whose emission may reach a cutout
@@ -802,10 +803,9 @@ class _Fitter:
                 if np.hypot(other.x - model.x, other.y - model.y) < (
                         reach + other.sigma_major / FWHM_TO_SIGMA):
                     found.add(index)
-        for index, far in self._far:
-            other = models[index]
-            if np.hypot(other.x - model.x, other.y - model.y) < far + radius:
-                found.add(index)
+        far, centres, far_reach = self._far  # bright sources, where last indexed
+        distance = np.hypot(centres[:, 0] - model.x, centres[:, 1] - model.y)
+        found.update(far[distance < far_reach + radius].tolist())
         return sorted(found)
 
     def _read(self, box, window, fwhm, centre):
