@@ -15,9 +15,9 @@ For each cube:
 4. ``find_sources`` on that FITS file with the shipped model, at the card's threshold and
    higher ones (CASA's PSF is not our simulator's: its sidelobes may need more), without
    and with CASA's ``.psf`` (exported to FITS) for the PSF refinement, and with it the
-   sources of ``psf_snr >= 4`` only (``psf_min_snr=4``); then the same with the ``.psf``
-   of a second ``tclean`` over twice the field (``calcres=False``: the PSF alone), which
-   holds every source's sidelobes across the image (``+widepsf``);
+   sources of ``psf_snr >= 4`` only (``psf_min_snr=4``); then the same on the central
+   part of the field imaged twice as large, with that image's ``.psf``, which holds every
+   source's sidelobes across the central part (``+widepsf``);
 5. the truth from the sky model: integrated line flux (Jy km/s), the peak of the sky
    convolved with the restoring beam (Jy/beam), sizes, PA east of north, line width.
 
@@ -73,10 +73,13 @@ tclean(vis=os.path.join("sim", ms), imagename="dirty", imsize=opts["size"], cell
        gridder="standard", phasecenter=opts["direction"])
 exportfits(imagename="dirty.image", fitsimage=opts["out"], overwrite=True)
 exportfits(imagename="dirty.psf", fitsimage=opts["psf"], overwrite=True)
-# the PSF alone over twice the field: every offset between two pixels of the image
+# the field imaged twice as large: its .psf holds every offset between two pixels of the
+# image's central part (Briggs weights depend on the uv cell, so a .psf made alone at
+# twice the size would not be the PSF of the smaller image)
 tclean(vis=os.path.join("sim", ms), imagename="wide", imsize=2 * opts["size"], cell=opts["cell"],
        specmode="cube", niter=0, weighting="briggs", robust=0.5, restoringbeam="common",
-       gridder="standard", phasecenter=opts["direction"], calcres=False)
+       gridder="standard", phasecenter=opts["direction"])
+exportfits(imagename="wide.image", fitsimage=opts["wide"], overwrite=True)
 exportfits(imagename="wide.psf", fitsimage=opts["wide_psf"], overwrite=True)
 """
 
@@ -124,6 +127,18 @@ def sky_header(size, direction):
     return header
 
 
+def central_part(path, out, size):
+    """The central ``size`` x ``size`` pixels of a (CASA, 4D) FITS image, its WCS moved
+    with them."""
+    with fits.open(path) as hdul:
+        data, header = hdul[0].data, hdul[0].header.copy()
+    ny, nx = data.shape[-2:]
+    y0, x0 = (ny - size) // 2, (nx - size) // 2
+    header["CRPIX1"] -= x0
+    header["CRPIX2"] -= y0
+    fits.writeto(out, data[..., y0:y0 + size, x0:x0 + size], header)
+
+
 def truth_table(sources, cube, noise):
     """The sky model's sources in the catalogue schema, in the dirty cube's frame."""
     with warnings.catch_warnings():  # astropy completes CASA's OBSGEO keywords, and says so
@@ -166,28 +181,36 @@ def run_cube(index, args, thresholds):
         work = Path(tmp)
         fits.writeto(work / "sky.fits", sky[None], sky_header(args.size, direction))
         opts = {"sky": str(work / "sky.fits"), "out": str(work / "dirty.fits"),
-                "psf": str(work / "dirty.psf.fits"), "wide_psf": str(work / "wide.psf.fits"),
+                "psf": str(work / "dirty.psf.fits"), "wide": str(work / "wide.fits"),
+                "wide_psf": str(work / "wide.psf.fits"),
                 "direction": "J2000 10h00m00 -30d00m00", "cell": f"{CELL_ARCSEC}arcsec",
                 "center": "230GHz", "width": f"{CHANNEL_HZ / 1e6}MHz", "size": args.size}
         run_casa(_CASA_SCRIPT, opts, work, what="simobserve + tclean",
-                 expect=[work / "dirty.fits", work / "dirty.psf.fits", work / "wide.psf.fits"])
+                 expect=[work / "dirty.fits", work / "dirty.psf.fits", work / "wide.fits",
+                         work / "wide.psf.fits"])
+        central_part(work / "wide.fits", work / "wide_centre.fits", args.size)
         cube = open_cube(work / "dirty.fits")
         noise = float(np.nanmedian(channel_noise(np.asarray(cube.unmasked_data[:].value))))
         truth = truth_table(sources, cube, noise)
         start = time.perf_counter()
         deconvolved = deconvolve(cube, args.model, progress=False)
+        wide = open_cube(work / "wide_centre.fits")
+        wide_deconvolved = deconvolve(wide, args.model, progress=False)
         found, seconds = {}, None
         for t in thresholds:
             found[t] = find_sources(cube, args.model, deconvolved=deconvolved, threshold=t,
                                     progress=False)
             seconds = seconds or time.perf_counter() - start  # deconvolution + one search
-            # CASA's own PSF (dirty.psf, 4D FITS) refines the same catalogue, and so does
-            # its PSF over twice the field (wide.psf)
-            for variant, psf in (("psf", "dirty.psf.fits"), ("widepsf", "wide.psf.fits")):
-                found[f"{t}+{variant}"] = find_sources(cube, args.model, deconvolved=deconvolved,
-                                                       threshold=t, psf=work / psf,
-                                                       progress=False)
-                found[f"{t}+{variant}>=4"] = apply_psf_cuts(found[f"{t}+{variant}"], 4.0)
+            # CASA's own PSF (dirty.psf, 4D FITS) refines the same catalogue
+            found[f"{t}+psf"] = find_sources(cube, args.model, deconvolved=deconvolved,
+                                             threshold=t, psf=work / "dirty.psf.fits",
+                                             progress=False)
+            found[f"{t}+psf>=4"] = apply_psf_cuts(found[f"{t}+psf"], 4.0)  # psf_min_snr=4
+            # the central part of the field imaged twice as large, with its .psf
+            found[f"{t}+widepsf"] = find_sources(wide, args.model, deconvolved=wide_deconvolved,
+                                                 threshold=t, psf=work / "wide.psf.fits",
+                                                 progress=False)
+            found[f"{t}+widepsf>=4"] = apply_psf_cuts(found[f"{t}+widepsf"], 4.0)
         geometry = dict(beam=cube.beam, pixel_scale=CELL_ARCSEC * u.arcsec,
                         channel_width=CHANNEL_HZ * u.Hz)
     return found, truth, geometry, seconds
@@ -228,8 +251,9 @@ def main(argv=None):
         threshold, _, variant = str(key).partition("+")
         refined = {"psf": " + PSF refinement with CASA's .psf",
                    "psf>=4": " + PSF refinement, psf_snr >= 4",
-                   "widepsf": " + PSF refinement with CASA's .psf over twice the field",
-                   "widepsf>=4": " + PSF refinement over twice the field, psf_snr >= 4",
+                   "widepsf": " + the field imaged twice as large: its centre, PSF refinement "
+                              "with its .psf",
+                   "widepsf>=4": " + the field imaged twice as large, psf_snr >= 4",
                    }.get(variant, "")
         text += f"\n### threshold {threshold} sigma{refined}\n\n{report}\n"
     out = Path(args.out)
