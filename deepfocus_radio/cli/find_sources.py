@@ -33,9 +33,9 @@ def add_arguments(parser):
     parser.add_argument("--psf", default=None,
                         help="the cube's PSF (CASA .psf or FITS, peak 1): refit fluxes, "
                              "positions, sizes and PAs on the dirty cube with PSF-convolved "
-                             "models (more accurate; recommended when you have it); best "
-                             "imaged over twice the field, so that it holds every source's "
-                             "sidelobes across the image")
+                             "models (more accurate; recommended when you have it); best: "
+                             "image the field twice as large and search its central part "
+                             "with that image's .psf, which holds every source's sidelobes")
     parser.add_argument("--psf-min-snr", type=float, default=None,
                         help="with --psf: drop sources whose PSF fit to the dirty cube (the "
                              "channels weighted by the line) is below this many sigma (PSF "

@@ -140,11 +140,13 @@ def find_sources(cube, model="alma", *, threshold=4.0, tile=None, halo=None, bat
         which removes most of the deconvolver's flux and shape errors; the deconvolved
         cube still finds the sources and gives their lines. ``meta['psf_refined']``
         counts the refined rows; the ``psf_snr`` column holds each fit's significance.
-        Best over twice the image (e.g. CASA's ``.psf`` of the same data imaged over twice
-        the field, ``niter=0``): the dirty cube holds every source's sidelobes out to the
-        image's size, an image-sized ``.psf`` only out to half of it, and a bright
+        Best over twice the image: the dirty cube holds every source's sidelobes out to
+        the image's size, an image-sized ``.psf`` only out to half of it, and a bright
         source's sidelobes beyond that stay in the dirty cube (spurious detections with
-        a high ``psf_snr``, biased fluxes nearby).
+        a high ``psf_snr``, biased fluxes nearby). With CASA, image the field twice as
+        large (``niter=0``) and search its central part with that image's ``.psf``
+        (under Briggs or uniform weighting a ``.psf`` made alone at another size is not
+        this cube's PSF: the weights depend on the image's size).
     psf_min_snr : float, optional
         With ``psf``: drop the sources whose ``psf_snr`` is below this (artefacts of the
         deconvolution and PSF sidelobes have no flux of their own in the dirty cube).

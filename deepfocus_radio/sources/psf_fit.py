@@ -56,8 +56,9 @@ rows. A fit that fails, or that changes the flux by more than a factor ``MAX_FLU
 
 Limits: sidelobes farther from a source than the PSF reaches are not modelled. A dirty
 image holds every source's sidelobes out to the image's size, but CASA's ``.psf`` has
-the image's size, so it reaches half of that: pass a PSF over twice the field (a
-``.psf`` imaged over twice the field, or the simulator's ``psf_full``). With the shorter
+the image's size, so it reaches half of that: pass a PSF over twice the field (search
+the central part of a field imaged twice as large, with that image's ``.psf``; or the
+simulator's ``psf_full``). With the shorter
 one, a bright source's sidelobes beyond it stay in the dirty cube: spurious sources with
 a high ``psf_snr`` (on 80 simulated calibration cubes, the purity of the pipeline with
 ``psf_min_snr=4`` was 0.890 with the image-sized PSF and 0.970 with the full one) and
