@@ -76,11 +76,12 @@ exportfits(imagename="dirty.psf", fitsimage=opts["psf"], overwrite=True)
 # the field imaged twice as large: its .psf holds every offset between two pixels of the
 # image's central part (Briggs weights depend on the uv cell, so a .psf made alone at
 # twice the size would not be the PSF of the smaller image)
-tclean(vis=os.path.join("sim", ms), imagename="wide", imsize=2 * opts["size"], cell=opts["cell"],
-       specmode="cube", niter=0, weighting="briggs", robust=0.5, restoringbeam="common",
-       gridder="standard", phasecenter=opts["direction"])
-exportfits(imagename="wide.image", fitsimage=opts["wide"], overwrite=True)
-exportfits(imagename="wide.psf", fitsimage=opts["wide_psf"], overwrite=True)
+if opts.get("wide"):
+    tclean(vis=os.path.join("sim", ms), imagename="wide", imsize=2 * opts["size"],
+           cell=opts["cell"], specmode="cube", niter=0, weighting="briggs", robust=0.5,
+           restoringbeam="common", gridder="standard", phasecenter=opts["direction"])
+    exportfits(imagename="wide.image", fitsimage=opts["wide"], overwrite=True)
+    exportfits(imagename="wide.psf", fitsimage=opts["wide_psf"], overwrite=True)
 """
 
 
