@@ -193,10 +193,10 @@ def run_cube(index, args, thresholds):
         cube = open_cube(work / "dirty.fits")
         noise = float(np.nanmedian(channel_noise(np.asarray(cube.unmasked_data[:].value))))
         truth = truth_table(sources, cube, noise)
-        start = time.perf_counter()
-        deconvolved = deconvolve(cube, args.model, progress=False)
         wide = open_cube(work / "wide_centre.fits")
         wide_deconvolved = deconvolve(wide, args.model, progress=False)
+        start = time.perf_counter()
+        deconvolved = deconvolve(cube, args.model, progress=False)
         found, seconds = {}, None
         for t in thresholds:
             found[t] = find_sources(cube, args.model, deconvolved=deconvolved, threshold=t,
