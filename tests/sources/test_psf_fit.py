@@ -482,7 +482,8 @@ def test_psf_windows_read_the_psf_at_any_offsets(bright):
     padded = np.zeros((nchan, 3 * ny, 3 * nx))
     padded[:, ny:2 * ny, nx:2 * nx] = psf
     weights = np.linspace(0.5, 1.5, 5)
-    for rows, cols in (((-3, 3), (-3, 3)), ((20, 45), (-40, -10)), ((-70, -20), (5, 9))):
+    for rows, cols in (((-3, 3), (-3, 3)), ((20, 45), (-40, -10)), ((-70, -20), (5, 9)),
+                       ((40, 50), (0, 3))):  # the last beyond the PSF
         got = reader.window(weights, 4, rows, cols)
         y, x = ny + ny // 2, nx + nx // 2  # the peak in the padded array
         block = padded[4:9, y + rows[0]:y + rows[1] + 1, x + cols[0]:x + cols[1] + 1]
