@@ -34,9 +34,11 @@ def test_pipeline_on_a_casa_simobserve_tclean_cube(tmp_path):
     # CASA's .psf (4D FITS) refines the same detections
     refined = reports["5.0+psf"]
     assert refined.n_found == report.n_found and refined.errors["position"].median < 0.2
-    # and so does its .psf over twice the field
+    # the central part of the field imaged twice as large (another dirty cube: the same
+    # sky, Briggs weights on a finer uv grid), refined with its .psf, finds them too
     wide = reports["5.0+widepsf"]
-    assert wide.n_found == report.n_found and wide.errors["position"].median < 0.2
+    assert wide.n_matched >= bright and wide.purity >= 0.75
+    assert wide.errors["position"].median < 0.2
     assert json.loads((tmp_path / "results.json").read_text())["thresholds"] == [4.0, 5.0]
 
 
