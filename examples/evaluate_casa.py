@@ -128,18 +128,6 @@ def sky_header(size, direction):
     return header
 
 
-def central_part(path, out, size):
-    """The central ``size`` x ``size`` pixels of a (CASA, 4D) FITS image, its WCS moved
-    with them."""
-    with fits.open(path) as hdul:
-        data, header = hdul[0].data, hdul[0].header.copy()
-    ny, nx = data.shape[-2:]
-    y0, x0 = (ny - size) // 2, (nx - size) // 2
-    header["CRPIX1"] -= x0
-    header["CRPIX2"] -= y0
-    fits.writeto(out, data[..., y0:y0 + size, x0:x0 + size], header)
-
-
 def truth_table(sources, cube, noise):
     """The sky model's sources in the catalogue schema, in the dirty cube's frame."""
     with warnings.catch_warnings():  # astropy completes CASA's OBSGEO keywords, and says so
@@ -189,11 +177,12 @@ def run_cube(index, args, thresholds):
         run_casa(_CASA_SCRIPT, opts, work, what="simobserve + tclean",
                  expect=[work / "dirty.fits", work / "dirty.psf.fits", work / "wide.fits",
                          work / "wide.psf.fits"])
-        central_part(work / "wide.fits", work / "wide_centre.fits", args.size)
         cube = open_cube(work / "dirty.fits")
         noise = float(np.nanmedian(channel_noise(np.asarray(cube.unmasked_data[:].value))))
         truth = truth_table(sources, cube, noise)
-        wide = open_cube(work / "wide_centre.fits")
+        wide = open_cube(work / "wide.fits")  # its central part (the slice moves the WCS)
+        y0, x0 = (n // 2 - args.size // 2 for n in wide.shape[1:])
+        wide = wide[:, y0:y0 + args.size, x0:x0 + args.size]
         wide_deconvolved = deconvolve(wide, args.model, progress=False)
         start = time.perf_counter()
         deconvolved = deconvolve(cube, args.model, progress=False)
