@@ -576,8 +576,7 @@ class _Fitter:
         self.reader, self.psf, self.noise, self.geo = reader, psf, noise, geometry
         self.scale = scale
         self.shape_prior = shape_prior
-        self._tree, self._largest = None, 0.0
-        self._far = (np.zeros(0, dtype=int), np.zeros((0, 2)), np.zeros(0))
+        self._tree = None  # and the arrays of index_neighbours
         self.beam_fwhm = geometry.beam_fwhm_pix
         self.beam_area = geometry.beam_area
         self.correlation = correlation
@@ -650,7 +649,7 @@ class _Fitter:
         weights["matched"] = profile / profile.max() if profile.max() > 0 else window * 1.0
         images = {name: np.tensordot(w[w > 0], block[w > 0], axes=1)
                   for name, w in weights.items()}
-        for other_index in self.neighbours(model, radius, models):
+        for other_index in self.neighbours(model, radius):
             other = models[other_index]
             if other.flux <= 0:
                 continue
@@ -785,29 +784,27 @@ class _Fitter:
 
         centres = np.array([[m.x, m.y] for m in models], dtype=float).reshape(-1, 2)
         self._tree = cKDTree(centres) if len(models) else None
-        self._largest = max((m.sigma_major / FWHM_TO_SIGMA for m in models), default=0.0)
+        self._centres = centres
+        self._sizes = np.array([m.sigma_major / FWHM_TO_SIGMA for m in models], dtype=float)
         peaks = np.array([m.flux * m.profile.max() + abs(m.continuum) for m in models])
         level = SIDELOBE_FLOOR * float(np.nanmedian(self.noise)) / np.fmax(peaks, 1e-30)
         reach = self.psf.sidelobe_reach(level) if len(models) else np.zeros(0)
-        far = np.flatnonzero((reach > NEIGHBOUR_REACH * self.beam_fwhm) & (peaks > 0))
-        self._far = (far, centres[far], reach[far])
+        self._far = np.flatnonzero((reach > NEIGHBOUR_REACH * self.beam_fwhm) & (peaks > 0))
+        self._far_reach = reach[self._far]
 
-    def neighbours(self, model, radius, models):
-        """Indices (sorted) of the sources of ``models`` whose emission may reach a cutout
-        of ``radius`` pixels around ``model``: within ``NEIGHBOUR_REACH`` beams plus their
+    def neighbours(self, model, radius):
+        """Indices (sorted) of the indexed sources whose emission may reach a cutout of
+        ``radius`` pixels around ``model``: within ``NEIGHBOUR_REACH`` beams plus their
         size, and farther, those whose sidelobes may (see :meth:`index_neighbours`)."""
+        if self._tree is None:
+            return []
         reach = NEIGHBOUR_REACH * self.beam_fwhm + radius
-        found = set()
-        if self._tree is not None:
-            for index in self._tree.query_ball_point([model.x, model.y], reach + self._largest):
-                other = models[index]
-                if np.hypot(other.x - model.x, other.y - model.y) < (
-                        reach + other.sigma_major / FWHM_TO_SIGMA):
-                    found.add(index)
-        far, centres, far_reach = self._far  # bright sources, where last indexed
-        distance = np.hypot(centres[:, 0] - model.x, centres[:, 1] - model.y)
-        found.update(far[distance < far_reach + radius].tolist())
-        return sorted(found)
+        near = np.asarray(self._tree.query_ball_point(
+            [model.x, model.y], reach + self._sizes.max()), dtype=int)
+        candidates = np.concatenate([near, self._far])
+        limits = np.concatenate([reach + self._sizes[near], self._far_reach + radius])
+        offsets = self._centres[candidates] - [model.x, model.y]
+        return np.unique(candidates[np.hypot(*offsets.T) < limits]).tolist()
 
     def _read(self, box, window, fwhm, centre):
         """The cutout over the line window and the continuum channels on either side."""

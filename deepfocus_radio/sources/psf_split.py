@@ -153,7 +153,7 @@ def _cutout(fitter, models, index):
         return None
     data = fitter.reader.read((slice(z0, z1), slice(ya, yb), slice(xa, xb))).astype(float)
     data = data * fitter.scale
-    for other_index in fitter.neighbours(model, radius, models):
+    for other_index in fitter.neighbours(model, radius):
         other = models[other_index]
         spectrum = other.spectrum(z0, z1)
         total = spectrum.sum()
