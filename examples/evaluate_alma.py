@@ -109,7 +109,7 @@ def clean_baseline(sim, dirty, *, casa, psf):
 
 def run_cube(index, args):
     """Catalogues of every method and threshold for one test cube."""
-    sim = simulate_test_cube(index, args.size, args.channels, full_psf=not args.image_psf)
+    sim = simulate_test_cube(index, args.size, args.channels)
     dirty = sim.to_spectral_cube("dirty")
     geometry = matching_geometry(sim)
     psf = test_psf(sim, args)
@@ -370,8 +370,7 @@ def calibrate_flux_error(args):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", NoSourcesFoundWarning)
         for index in tqdm(range(args.calibrate), desc="calibrate", unit="cube"):
-            sim = simulate_test_cube(index, args.size, args.channels, CALIBRATION_SEED,
-                                     full_psf=not args.image_psf)
+            sim = simulate_test_cube(index, args.size, args.channels, CALIBRATION_SEED)
             dirty = sim.to_spectral_cube("dirty")
             found, searched = find_sources(dirty, args.model, threshold=threshold,
                                            return_deconvolved=True, progress=False)
