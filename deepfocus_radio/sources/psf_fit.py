@@ -571,6 +571,38 @@ def gaussian_image(shape, x, y, sigma_major, sigma_minor, angle, *, oversample=3
     return fine.reshape(ny, oversample, nx, oversample).mean(axis=(1, 3))
 
 
+def source_image(psf, model, weights, start, box):
+    """Dirty-cube image of a source summed over channels ``start + i`` with fluxes
+    ``weights[..., i]`` (Jy: its spectrum, masked), on the cutout ``box`` (``ya, yb, xa,
+    xb``, pixels); several rows of weights give one image each, from one PSF read and one
+    model image. The model covers the source (3.5 sigma), the PSF the offsets from it to
+    the cutout: the cost does not grow with the distance between them."""
+    ya, yb, xa, xb = box
+    extent = int(np.ceil(3.5 * model.sigma_major)) + 2
+    gy0, gx0 = int(model.y) - extent, int(model.x) - extent
+    size = 2 * extent + 1
+    rows, cols = (ya - gy0 - size + 1, yb - 1 - gy0), (xa - gx0 - size + 1, xb - 1 - gx0)
+    if not psf.covers(rows, cols):  # beyond the PSF's reach
+        return np.zeros(np.shape(weights)[:-1] + (yb - ya, xb - xa))
+    kernel = psf.window(weights, start, rows, cols)
+    grid = gaussian_image((size, size), model.x - gx0, model.y - gy0,
+                          model.sigma_major, model.sigma_minor, model.angle)
+    grid = np.broadcast_to(grid, kernel.shape[:-2] + grid.shape)
+    return signal.fftconvolve(grid, kernel, mode="valid", axes=(-2, -1))
+
+
+def emission_reach(psf, models, noise):
+    """Distance (pixels) from each source's centre within which the PSF's sidelobes of its
+    peak channel may still bring ``SIDELOBE_FLOOR`` times the median ``noise`` (Jy/beam,
+    per channel); 0 for sources with no positive peak. Returns ``(peaks, reach)``: the
+    peak fluxes per channel (Jy) and the reaches."""
+    peaks = np.array([m.flux * m.profile.max() + abs(m.continuum) for m in models], dtype=float)
+    if not len(models):
+        return peaks, np.zeros(0, dtype=int)
+    level = SIDELOBE_FLOOR * float(np.nanmedian(noise)) / np.fmax(peaks, 1e-30)
+    return peaks, np.where(peaks > 0, psf.sidelobe_reach(level), 0)
+
+
 class _Fitter:
     def __init__(self, reader, psf, noise, geometry, shape_prior, scale=1.0, correlation=None):
         self.reader, self.psf, self.noise, self.geo = reader, psf, noise, geometry
@@ -786,9 +818,7 @@ class _Fitter:
         self._tree = cKDTree(centres) if len(models) else None
         self._centres = centres
         self._sizes = np.array([m.sigma_major / FWHM_TO_SIGMA for m in models], dtype=float)
-        peaks = np.array([m.flux * m.profile.max() + abs(m.continuum) for m in models])
-        level = SIDELOBE_FLOOR * float(np.nanmedian(self.noise)) / np.fmax(peaks, 1e-30)
-        reach = self.psf.sidelobe_reach(level) if len(models) else np.zeros(0)
+        peaks, reach = emission_reach(self.psf, models, self.noise)
         self._far = np.flatnonzero((reach > NEIGHBOUR_REACH * self.beam_fwhm) & (peaks > 0))
         self._far_reach = reach[self._far]
 
@@ -836,23 +866,7 @@ class _Fitter:
         return 0.0
 
     def _contribution(self, other, weights, start, box):
-        """Dirty-cube image of a source summed over channels ``start + i`` with fluxes
-        ``weights[..., i]`` (Jy: its spectrum, masked), on the cutout ``box``; several rows
-        of weights give one image each, from one PSF read and one model image. The model
-        covers the source (3.5 sigma), the PSF the offsets from it to the cutout: the cost
-        does not grow with the distance between them."""
-        ya, yb, xa, xb = box
-        extent = int(np.ceil(3.5 * other.sigma_major)) + 2
-        gy0, gx0 = int(other.y) - extent, int(other.x) - extent
-        size = 2 * extent + 1
-        rows, cols = (ya - gy0 - size + 1, yb - 1 - gy0), (xa - gx0 - size + 1, xb - 1 - gx0)
-        if not self.psf.covers(rows, cols):  # beyond the PSF's reach
-            return np.zeros(np.shape(weights)[:-1] + (yb - ya, xb - xa))
-        kernel = self.psf.window(weights, start, rows, cols)
-        grid = gaussian_image((size, size), other.x - gx0, other.y - gy0,
-                              other.sigma_major, other.sigma_minor, other.angle)
-        grid = np.broadcast_to(grid, kernel.shape[:-2] + grid.shape)
-        return signal.fftconvolve(grid, kernel, mode="valid", axes=(-2, -1))
+        return source_image(self.psf, other, weights, start, box)
 
     def _least_squares(self, model, image, valid, kernel, sigma):
         """Fit ``model``'s flux and centre (and axes and angle, unless a point source) to
