@@ -41,7 +41,8 @@ def add_arguments(parser):
                              "channels weighted by the line) is below this many sigma (PSF "
                              "sidelobes, deconvolution artefacts)")
     parser.add_argument("--dirty-candidates", type=float, default=None, metavar="SNR",
-                        help="with --psf: also add the dirty cube's own detections that the "
+                        help="with --psf: search the residual of the PSF fits (the dirty cube "
+                             "minus the fitted sources) and add the detections that the "
                              "network's catalogue lacks, when their PSF fit reaches this SNR")
     parser.add_argument("--deblend", choices=["auto", "on", "off"], default="auto",
                         help="split touching sources (default auto: on, except in HI 21 cm "
