@@ -22,7 +22,7 @@ def test_evaluation_script_scores_all_methods(tmp_path):
                                           "--out", str(tmp_path)])
     psf_rows = {f"{m}+psf{cut}" for m in ("deepfocus", "dirty", "clean") for cut in ("", ">=4")}
     assert set(results) == ({"deepfocus", "dirty", "true-clean", "clean", "moment0",
-                             "deepfocus+psf+dirty"} | psf_rows)
+                             "deepfocus+psf+dirty", "clean+psf+dirty"} | psf_rows)
     for method in ("deepfocus", "dirty", "clean"):  # the PSF fits keep every detection,
         for threshold, report in results[method].items():  # and may split some in two...
             assert report.n_found <= results[f"{method}+psf"][threshold].n_found <= (
