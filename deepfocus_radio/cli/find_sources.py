@@ -11,7 +11,7 @@ EXAMPLE = """examples:
   deepfocus find-sources big.zarr --out cat.ecsv --pb dirty.pb --device cuda
   deepfocus find-sources dirty.image --out cat.ecsv --psf dirty.psf   # refit on the dirty cube
   deepfocus find-sources dirty.image --out cat.ecsv --psf dirty.psf --psf-min-snr 4 \
-      --dirty-candidates 5     # drop artefacts; add faint sources the network lost
+      --dirty-candidates 4     # drop artefacts; add faint sources the network lost
 
 Thresholds and SNRs are in units of the dirty cube's noise (robust, per channel). Formats:
 ecsv (default), votable, csv, ds9, crtf, sdc2 (from the suffix unless --format is given).
