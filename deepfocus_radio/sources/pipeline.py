@@ -12,13 +12,14 @@ the catalogue.
 import contextlib
 import functools
 import tempfile
+import warnings
 from pathlib import Path
 
 import numpy as np
 from astropy import units as u
 
 from deepfocus_radio.conventions import is_hi_cube
-from deepfocus_radio.exceptions import ConfigError, InputDataError
+from deepfocus_radio.exceptions import ConfigError, InputDataError, NoSourcesFoundWarning
 from deepfocus_radio.noise import channel_noise
 from deepfocus_radio.sources._arrays import CubeReader
 from deepfocus_radio.sources.characterize import characterize_sources
@@ -331,7 +332,7 @@ def _run_stages(data, wcs, beam, model, stack, *, threshold, pb, progress, infer
             flux_fractional_error=_flux_fractional_error(model, "psf_"), split=split,
             progress=progress)
         refined = refine(table)
-        if dirty_candidates is not None and model is not None:
+        if dirty_candidates is not None:
             residual = residual_cube(data, refined, psf, geometry=geometry, noise=dirty_noise,
                                      store=_scratch_store(data.shape, stack, "residual.zarr"),
                                      progress=progress)
@@ -340,11 +341,13 @@ def _run_stages(data, wcs, beam, model, stack, *, threshold, pb, progress, infer
             # lifts over it (on 60 calibration cubes with psf_snr >= 4, 10 of 12 false
             # candidates fell below, and 10 of 23 true ones: purity 0.93 -> 0.97)
             peak = max(threshold, detect_options.get("min_peak_snr", 0.0))
-            found, _ = _run_stages(
-                residual, wcs, beam, None, stack, threshold=threshold, pb=None,
-                progress=progress, inference=inference,
-                detect_options={**detect_options, "min_peak_snr": peak}, contsub=contsub,
-                deconvolved=None, dirty_noise=dirty_noise)
+            with warnings.catch_warnings():  # a residual without candidates is no news
+                warnings.simplefilter("ignore", NoSourcesFoundWarning)
+                found, _ = _run_stages(
+                    residual, wcs, beam, None, stack, threshold=threshold, pb=None,
+                    progress=progress, inference=inference,
+                    detect_options={**detect_options, "min_peak_snr": peak}, contsub=contsub,
+                    deconvolved=None, dirty_noise=dirty_noise)
             merged = _with_new_detections(table, found, geometry, known=refined)
             if len(merged) > n_own:  # the fits again, with the new sources among them
                 refined = refine(merged)

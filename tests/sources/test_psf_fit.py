@@ -164,6 +164,14 @@ def test_find_sources_with_psf_files_and_cli(sim, tmp_path, capsys):
     assert main(["find-sources", str(paths["dirty"]), "--out", str(cut), "--model", "none",
                  "--psf", str(paths["psf"]), "--psf-min-snr", "4", "--quiet"]) == 0
     assert read_catalog(cut).meta["psf_min_snr"] == 4.0
+    residual = tmp_path / "residual.ecsv"  # the residual's candidates: the dirty cube too
+    assert main(["find-sources", str(paths["dirty"]), "--out", str(residual), "--model",
+                 "none", "--psf", str(paths["psf"]), "--psf-min-snr", "4",
+                 "--dirty-candidates", "4", "--quiet"]) == 0
+    with_candidates = read_catalog(residual)
+    assert with_candidates.meta["dirty_candidates"] == 4.0
+    assert len(with_candidates) == len(read_catalog(cut)) + with_candidates.meta[
+        "dirty_candidates_added"]
     with pytest.raises(InputDataError, match="channels"):
         find_sources(paths["dirty"], model=None, psf=sim.psf[:3], progress=False)
     with pytest.raises(FileNotFoundError, match="PSF"):
