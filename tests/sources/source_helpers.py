@@ -97,3 +97,17 @@ def fits_cube(tmp_path):
 
     return _write
 
+
+
+@pytest.fixture(scope="session")
+def three_sources():
+    """A simulated ALMA cube (64 x 64 x 24) of three resolved sources at SNR 20-40, with no
+    continuum and no blends, with its PSF over twice the image (``psf_full``)."""
+    from deepfocus_radio.simulation import AlmaConfig, simulate_alma_cube
+
+    config = AlmaConfig(image_shape=(64, 64), n_channels_range=(24, 24),
+                        beam_fwhm_pixels_range=(4.0, 5.0), n_sources_range=(3, 3),
+                        snr_range=(20.0, 40.0), source_fwhm_range=(0.8, 1.5),
+                        axis_ratio_range=(0.4, 0.6), line_fwhm_range=(3.0, 6.0),
+                        continuum_fraction=0.0, blend_fraction=0.0)
+    return simulate_alma_cube(config, seed=5, full_psf=True)

@@ -19,13 +19,8 @@ FLUX = u.Jy * u.km / u.s
 
 
 @pytest.fixture(scope="module")
-def sim():
-    config = AlmaConfig(image_shape=(64, 64), n_channels_range=(24, 24),
-                        beam_fwhm_pixels_range=(4.0, 5.0), n_sources_range=(3, 3),
-                        snr_range=(20.0, 40.0), source_fwhm_range=(0.8, 1.5),
-                        axis_ratio_range=(0.4, 0.6), line_fwhm_range=(3.0, 6.0),
-                        continuum_fraction=0.0, blend_fraction=0.0)
-    return simulate_alma_cube(config, seed=5)
+def sim(three_sources):
+    return three_sources
 
 
 def noiseless_dirty(sim):
