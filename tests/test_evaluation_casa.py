@@ -23,7 +23,8 @@ def test_pipeline_on_a_casa_simobserve_tclean_cube(tmp_path):
     reports = module.main(["--n-cubes", "1", "--size", "64", "--channels", "16",
                            "--thresholds", "4", "5", "--out", str(tmp_path)])
     assert set(reports) == {t + v for t in ("4.0", "5.0")
-                            for v in ("+psf", "+psf>=4", "+widepsf", "+widepsf>=4")} | {4.0, 5.0}
+                            for v in ("+psf", "+psf>=4", "+widepsf", "+widepsf>=4",
+                                      "+widepsf+dirty")} | {4.0, 5.0}
     report = reports[5.0]
     # CASA's 4D header (Stokes, LSRK, OBSGEO) is read, and the bright sources are found
     # where the sky model put them, with few false ones
@@ -39,6 +40,10 @@ def test_pipeline_on_a_casa_simobserve_tclean_cube(tmp_path):
     wide = reports["5.0+widepsf"]
     assert wide.n_matched >= bright and wide.purity >= 0.75
     assert wide.errors["position"].median < 0.2
+    # and with the residual's candidates and the cuts (ours as the test set scores it)
+    with_candidates = reports["5.0+widepsf+dirty"]
+    assert with_candidates.n_matched >= bright and with_candidates.purity >= 0.75
+    assert with_candidates.errors["position"].median < 0.2
     assert json.loads((tmp_path / "results.json").read_text())["thresholds"] == [4.0, 5.0]
 
 
