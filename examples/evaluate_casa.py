@@ -235,8 +235,7 @@ def main(argv=None):
         warnings.simplefilter("ignore", OutOfTrainingRangeWarning)
         for index in tqdm(range(args.n_cubes), desc="CASA cubes", unit="cube"):
             per_cube.append(run_cube(index, args, thresholds))
-    keys = [k for t in thresholds
-            for k in (t, f"{t}+psf", f"{t}+psf>=4", f"{t}+widepsf", f"{t}+widepsf>=4")]
+    keys = list(per_cube[0][0])  # every threshold and variant that run_cube made
     reports = {k: score_catalogs([(f[k], truth, g) for f, truth, g, _ in per_cube],
                                  snr_bins=SNR_BINS) for k in keys}
     seconds = float(np.mean([s for *_, s in per_cube]))
@@ -250,6 +249,8 @@ def main(argv=None):
                    "widepsf": " + the field imaged twice as large: its centre, PSF refinement "
                               "with its .psf",
                    "widepsf>=4": " + the field imaged twice as large, psf_snr >= 4",
+                   "widepsf+dirty": " + the field imaged twice as large, psf_snr >= 4, with "
+                                    "the candidates of the fits' residual",
                    }.get(variant, "")
         text += f"\n### threshold {threshold} sigma{refined}\n\n{report}\n"
     out = Path(args.out)
