@@ -161,7 +161,8 @@ def find_sources(cube, model="alma", *, threshold=4.0, tile=None, halo=None, bat
         then made again with them. A network can lose faint sources that the dirty cube
         still shows, and a faint source a beam or two from a bright one is part of the
         bright one's island in any search of the cube; in the residual it stands alone.
-        ``meta['dirty_candidates_added']`` counts them.
+        ``meta['dirty_candidates_added']`` counts them; their ``peak`` and ``snr`` are
+        measured in the residual (the fits give the rest). Also with ``model=None``.
     subtract_continuum : bool, optional
         Subtract each pixel's median over channels from the searched cube before detection
         and measurement (:mod:`deepfocus_radio.sources.continuum`), so that ``flux`` is a
