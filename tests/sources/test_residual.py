@@ -123,3 +123,40 @@ def test_the_residual_search_of_noise_and_blanks_adds_nothing_spurious(sim):
     assert not ((found["x"].value < 21) & (found["y"].value < 21)).any()
     assert np.all(np.asarray(found["psf_snr"], dtype=float) >= 4.0)
     assert len(found) <= 1  # at 4 sigma, 64 x 64 x 24 voxels of noise
+
+
+def test_cubes_larger_than_memory_keep_the_residual_in_a_zarr_store(sim, monkeypatch):
+    """With too little memory for a copy of the cube, the deconvolved cube and the residual
+    go to zarr stores in a temporary folder (removed afterwards); the catalogue is the one
+    made in memory."""
+    import tempfile
+    from pathlib import Path
+    from types import SimpleNamespace
+
+    import psutil
+
+    from deepfocus_radio.io import open_cube
+
+    dirty = sim.to_spectral_cube("dirty")
+    options = dict(threshold=3.5, psf=sim.psf_full, psf_min_snr=4.0, dirty_candidates=4.0,
+                   progress=False)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)  # outside the training ranges
+        in_memory = find_sources(dirty, "alma", **options)
+        stores = []
+        real_open = open_cube
+
+        def recording_open(path, **kwargs):
+            stores.append(Path(path))
+            return real_open(path, **kwargs)
+
+        monkeypatch.setattr(psutil, "virtual_memory", lambda: SimpleNamespace(available=1024))
+        monkeypatch.setattr("deepfocus_radio.io.open_cube", recording_open)
+        in_stores = find_sources(dirty, "alma", **options)
+    assert {path.name for path in stores} >= {"clean.zarr", "residual.zarr"}
+    assert all(not path.exists() and str(path).startswith(tempfile.gettempdir())
+               for path in stores)
+    assert len(in_stores) == len(in_memory) >= 3
+    for name in ("x", "y", "flux", "psf_snr"):
+        np.testing.assert_allclose(np.asarray(in_stores[name]), np.asarray(in_memory[name]),
+                                   rtol=1e-4)
