@@ -19,6 +19,9 @@ For each cube:
    part of the field imaged twice as large, with that image's ``.psf``, which holds every
    source's sidelobes across the central part (``+widepsf``), also with the candidates
    of the fits' residual (``+widepsf+dirty``: ``psf_min_snr=4, dirty_candidates=4``);
+   and CASA's own CLEAN of that wide field (``tclean`` Hogbom down to 1.5 sigma of each
+   plane), its centre searched instead of the network's cube (``+clean``), with the same
+   fits and cut (``+clean+widepsf>=4``) and candidates (``+clean+widepsf+dirty``);
 5. the truth from the sky model: integrated line flux (Jy km/s), the peak of the sky
    convolved with the restoring beam (Jy/beam), sizes, PA east of north, line width.
 
@@ -83,6 +86,13 @@ if opts.get("wide"):
            restoringbeam="common", gridder="standard", phasecenter=opts["direction"])
     exportfits(imagename="wide.image", fitsimage=opts["wide"], overwrite=True)
     exportfits(imagename="wide.psf", fitsimage=opts["wide_psf"], overwrite=True)
+# CASA's CLEAN of the same wide field (Hogbom, down to 1.5 sigma of each plane)
+if opts.get("wide_clean"):
+    tclean(vis=os.path.join("sim", ms), imagename="wideclean", imsize=2 * opts["size"],
+           cell=opts["cell"], specmode="cube", niter=100000, nsigma=1.5,
+           deconvolver="hogbom", weighting="briggs", robust=0.5, restoringbeam="common",
+           gridder="standard", phasecenter=opts["direction"])
+    exportfits(imagename="wideclean.image", fitsimage=opts["wide_clean"], overwrite=True)
 """
 
 
@@ -173,17 +183,20 @@ def run_cube(index, args, thresholds):
         opts = {"sky": str(work / "sky.fits"), "out": str(work / "dirty.fits"),
                 "psf": str(work / "dirty.psf.fits"), "wide": str(work / "wide.fits"),
                 "wide_psf": str(work / "wide.psf.fits"),
+                "wide_clean": str(work / "wideclean.fits"),
                 "direction": "J2000 10h00m00 -30d00m00", "cell": f"{CELL_ARCSEC}arcsec",
                 "center": "230GHz", "width": f"{CHANNEL_HZ / 1e6}MHz", "size": args.size}
         run_casa(_CASA_SCRIPT, opts, work, what="simobserve + tclean",
                  expect=[work / "dirty.fits", work / "dirty.psf.fits", work / "wide.fits",
-                         work / "wide.psf.fits"])
+                         work / "wide.psf.fits", work / "wideclean.fits"])
         cube = open_cube(work / "dirty.fits")
         noise = float(np.nanmedian(channel_noise(np.asarray(cube.unmasked_data[:].value))))
         truth = truth_table(sources, cube, noise)
         wide = open_cube(work / "wide.fits")  # its central part (the slice moves the WCS)
         y0, x0 = (n // 2 - args.size // 2 for n in wide.shape[1:])
         wide = wide[:, y0:y0 + args.size, x0:x0 + args.size]
+        wide_clean = open_cube(work / "wideclean.fits")[:, y0:y0 + args.size,
+                                                          x0:x0 + args.size]
         wide_deconvolved = deconvolve(wide, args.model, progress=False)
         start = time.perf_counter()
         deconvolved = deconvolve(cube, args.model, progress=False)
@@ -205,6 +218,17 @@ def run_cube(index, args, thresholds):
             # and with the candidates of the fits' residual (ours as the test set scores it)
             found[f"{t}+widepsf+dirty"] = find_sources(
                 wide, args.model, deconvolved=wide_deconvolved, threshold=t,
+                psf=work / "wide.psf.fits", psf_min_snr=4.0, dirty_candidates=4.0,
+                progress=False)
+            # CASA's CLEAN of the wide field searched instead of the network's cube: alone,
+            # with the same fits and cut, and with the residual's candidates too
+            found[f"{t}+clean"] = find_sources(wide, args.model, deconvolved=wide_clean,
+                                               threshold=t, progress=False)
+            refined = find_sources(wide, args.model, deconvolved=wide_clean, threshold=t,
+                                   psf=work / "wide.psf.fits", progress=False)
+            found[f"{t}+clean+widepsf>=4"] = apply_psf_cuts(refined, 4.0)
+            found[f"{t}+clean+widepsf+dirty"] = find_sources(
+                wide, args.model, deconvolved=wide_clean, threshold=t,
                 psf=work / "wide.psf.fits", psf_min_snr=4.0, dirty_candidates=4.0,
                 progress=False)
         geometry = dict(beam=cube.beam, pixel_scale=CELL_ARCSEC * u.arcsec,
@@ -251,6 +275,11 @@ def main(argv=None):
                    "widepsf>=4": " + the field imaged twice as large, psf_snr >= 4",
                    "widepsf+dirty": " + the field imaged twice as large, psf_snr >= 4, with "
                                     "the candidates of the fits' residual",
+                   "clean": ": CASA's CLEAN (Hogbom, 1.5 sigma) of the field imaged twice as "
+                            "large searched, its centre",
+                   "clean+widepsf>=4": ": CASA's CLEAN, PSF refinement, psf_snr >= 4",
+                   "clean+widepsf+dirty": ": CASA's CLEAN, PSF refinement, psf_snr >= 4, with "
+                                          "the candidates of the fits' residual",
                    }.get(variant, "")
         text += f"\n### threshold {threshold} sigma{refined}\n\n{report}\n"
     out = Path(args.out)

@@ -24,7 +24,8 @@ def test_pipeline_on_a_casa_simobserve_tclean_cube(tmp_path):
                            "--thresholds", "4", "5", "--out", str(tmp_path)])
     assert set(reports) == {t + v for t in ("4.0", "5.0")
                             for v in ("+psf", "+psf>=4", "+widepsf", "+widepsf>=4",
-                                      "+widepsf+dirty")} | {4.0, 5.0}
+                                      "+widepsf+dirty", "+clean", "+clean+widepsf>=4",
+                                      "+clean+widepsf+dirty")} | {4.0, 5.0}
     report = reports[5.0]
     # CASA's 4D header (Stokes, LSRK, OBSGEO) is read, and the bright sources are found
     # where the sky model put them, with few false ones
@@ -44,6 +45,9 @@ def test_pipeline_on_a_casa_simobserve_tclean_cube(tmp_path):
     with_candidates = reports["5.0+widepsf+dirty"]
     assert with_candidates.n_matched >= bright and with_candidates.purity >= 0.75
     assert with_candidates.errors["position"].median < 0.2
+    # CASA's CLEAN of the wide field, searched with the same fits, finds the bright ones too
+    clean = reports["5.0+clean+widepsf+dirty"]
+    assert clean.n_matched >= bright and clean.errors["position"].median < 0.2
     assert json.loads((tmp_path / "results.json").read_text())["thresholds"] == [4.0, 5.0]
 
 
