@@ -594,13 +594,12 @@ def source_image(psf, model, weights, start, box):
 def emission_reach(psf, models, noise):
     """Distance (pixels) from each source's centre within which the PSF's sidelobes of its
     peak channel may still bring ``SIDELOBE_FLOOR`` times the median ``noise`` (Jy/beam,
-    per channel); 0 for sources with no positive peak. Returns ``(peaks, reach)``: the
-    peak fluxes per channel (Jy) and the reaches."""
-    peaks = np.array([m.flux * m.profile.max() + abs(m.continuum) for m in models], dtype=float)
+    per channel); 0 for sources with no positive peak."""
     if not len(models):
-        return peaks, np.zeros(0, dtype=int)
+        return np.zeros(0, dtype=int)
+    peaks = np.array([m.flux * m.profile.max() + abs(m.continuum) for m in models], dtype=float)
     level = SIDELOBE_FLOOR * float(np.nanmedian(noise)) / np.fmax(peaks, 1e-30)
-    return peaks, np.where(peaks > 0, psf.sidelobe_reach(level), 0)
+    return np.where(peaks > 0, psf.sidelobe_reach(level), 0)
 
 
 class _Fitter:
@@ -818,8 +817,8 @@ class _Fitter:
         self._tree = cKDTree(centres) if len(models) else None
         self._centres = centres
         self._sizes = np.array([m.sigma_major / FWHM_TO_SIGMA for m in models], dtype=float)
-        peaks, reach = emission_reach(self.psf, models, self.noise)
-        self._far = np.flatnonzero((reach > NEIGHBOUR_REACH * self.beam_fwhm) & (peaks > 0))
+        reach = emission_reach(self.psf, models, self.noise)  # 0 without a positive peak
+        self._far = np.flatnonzero(reach > NEIGHBOUR_REACH * self.beam_fwhm)
         self._far_reach = reach[self._far]
 
     def neighbours(self, model, radius):

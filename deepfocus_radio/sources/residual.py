@@ -70,7 +70,7 @@ def residual_cube(dirty, table, psf, *, geometry, noise, store=None, progress=Fa
     models = [_SourceModel.from_row(row, geometry, nchan)
               for row, ok in zip(table, fitted) if ok]
     models = [model for model in models if model.flux > 0]
-    _, reach = emission_reach(psf, models, noise)
+    reach = emission_reach(psf, models, noise)
     values, cube = _writable_copy(dirty, store, progress)
     for model, far in zip(_progress(models, progress, "residual"), reach):
         size = max(model.sigma_major, model.sigma_minor) / FWHM_TO_SIGMA
