@@ -9,8 +9,10 @@ CUDA's kernels), the speed-ups over the CPU, and each output's largest and media
 from the CPU's, in units of the cube's channel noise. Beside them, the bare batched forward
 pass on CUDA (tiles already on the GPU) times the useful fraction of a tile gives the engine's
 efficiency there, as ``bench_engine.test_tiling_overhead`` does on the CPU; and the whole
-``find_sources`` pipeline (with the PSF refinement) is timed with the network on CUDA and on
-the CPU. Skipped without CUDA::
+``find_sources`` pipeline is timed with the network on CUDA and on the CPU, twice: with the
+PSF refinement, and as the test set scores it (``psf_min_snr=4`` and the residual's
+candidates, ``dirty_candidates=4``; the PSF is the simulator's over twice the image in both).
+Skipped without CUDA::
 
     python -m pytest benchmarks/bench_gpu.py -s --benchmark-columns=mean,rounds
 """
@@ -47,7 +49,8 @@ def _best(repeats, function):
 def test_cuda_against_cpu(benchmark):
     sim = simulate_alma_cube(AlmaConfig(image_shape=SHAPE[1:], n_channels_range=(SHAPE[0],) * 2,
                                         n_sources_range=(10, 10),
-                                        beam_fwhm_pixels_range=(4.0, 6.0)), seed=0)
+                                        beam_fwhm_pixels_range=(4.0, 6.0)), seed=0,
+                             full_psf=True)
     dirty = np.asarray(sim.dirty, dtype=np.float32)
     noise = channel_noise(dirty)
 
@@ -84,12 +87,19 @@ def test_cuda_against_cpu(benchmark):
         print(f"bare forward on CUDA, batch {batch} of {tile}: {rate:.1f} Mvoxel/s; x useful "
               f"fraction {useful:.2f} = {rate * useful:.1f}; engine efficiency "
               f"{voxels / engine / (rate * useful):.2f}")
-    for device in ("cuda", "cpu"):
-        seconds, found = _best(1, lambda: find_sources(sim.to_spectral_cube("dirty"), "alma",
-                                                       device=device, psf=sim.psf,
-                                                       progress=False))
-        print(f"find_sources with the PSF, network on {device}: {seconds:.1f} s, "
-              f"{len(found)} sources")
+    catalogues = {}
+    for name, options in (("with the PSF", {}),
+                          ("as evaluated", dict(threshold=3.5, psf_min_snr=4.0,
+                                                dirty_candidates=4.0))):
+        for device in ("cuda", "cpu"):
+            seconds, found = _best(1, lambda: find_sources(sim.to_spectral_cube("dirty"), "alma",
+                                                           device=device, psf=sim.psf,
+                                                           progress=False, **options))
+            catalogues[name, device] = found
+            print(f"find_sources {name}, network on {device}: {seconds:.1f} s, "
+                  f"{len(found)} sources")
+            benchmark.extra_info[f"find_sources {name} {device}_s"] = seconds
+        assert len(catalogues[name, "cuda"]) == len(catalogues[name, "cpu"])
     assert all(np.isfinite(out).all() for _, out in figures.values())
 
 

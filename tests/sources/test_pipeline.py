@@ -199,15 +199,17 @@ def test_network_flux_error_comes_from_the_model_card(dirty_fits):
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
-def test_find_sources_on_cuda_gives_the_cpu_catalogue():
+@pytest.mark.parametrize("options", [{}, dict(threshold=3.5, psf_min_snr=4.0, dirty_candidates=4.0)],
+                         ids=["psf", "as-evaluated"])
+def test_find_sources_on_cuda_gives_the_cpu_catalogue(options):
     from deepfocus_radio.simulation import AlmaConfig, simulate_alma_cube
 
     sim = simulate_alma_cube(AlmaConfig(image_shape=(64, 64), n_channels_range=(24, 24),
                                         n_sources_range=(4, 4), snr_range=(10, 40),
-                                        beam_fwhm_pixels_range=(4.0, 5.0)), seed=3)
+                                        beam_fwhm_pixels_range=(4.0, 5.0)), seed=3, full_psf=True)
     dirty = sim.to_spectral_cube("dirty")
-    cpu = find_sources(dirty, device="cpu", psf=sim.psf, progress=False)
-    gpu = find_sources(dirty, device="cuda", psf=sim.psf, progress=False)
+    cpu = find_sources(dirty, device="cpu", psf=sim.psf, progress=False, **options)
+    gpu = find_sources(dirty, device="cuda", psf=sim.psf, progress=False, **options)
     assert len(cpu) == len(gpu) > 0
     np.testing.assert_allclose(gpu["x"].value, cpu["x"].value, atol=0.05)
     np.testing.assert_allclose(gpu["z"].value, cpu["z"].value, atol=0.05)
