@@ -10,7 +10,7 @@ EXAMPLE = """examples:
   deepfocus find-sources dirty.fits --out cat.reg --format ds9 --model none   # no network
   deepfocus find-sources big.zarr --out cat.ecsv --pb dirty.pb --device cuda
   deepfocus find-sources dirty.image --out cat.ecsv --psf dirty.psf   # refit on the dirty cube
-  deepfocus find-sources dirty.image --out cat.ecsv --psf dirty.psf --psf-min-snr 4 \
+  deepfocus find-sources dirty.image --out cat.ecsv --psf dirty.psf --psf-min-snr 4 \\
       --dirty-candidates 4     # drop artefacts; add faint sources the network lost
 
 Thresholds and SNRs are in units of the dirty cube's noise (robust, per channel). Formats:
