@@ -88,6 +88,9 @@ def add_test_set_arguments(parser):
     parser.add_argument("--n-cubes", type=int, default=50)
     parser.add_argument("--size", type=int, default=96)
     parser.add_argument("--channels", type=int, default=32)
+    parser.add_argument("--seed-base", type=int, default=TEST_SEED,
+                        help=f"the cubes' first seed ({TEST_SEED}: the test set; "
+                             f"{CALIBRATION_SEED}: the calibration cubes)")
 
 
 def clean_baseline(sim, dirty, *, casa, psf):
@@ -112,7 +115,7 @@ def clean_baseline(sim, dirty, *, casa, psf):
 
 def run_cube(index, args):
     """Catalogues of every method and threshold for one test cube."""
-    sim = simulate_test_cube(index, args.size, args.channels)
+    sim = simulate_test_cube(index, args.size, args.channels, args.seed_base)
     dirty = sim.to_spectral_cube("dirty")
     geometry = matching_geometry(sim)
     psf = test_psf(sim, args)
@@ -270,8 +273,10 @@ def read_catalogs(folder, name):
 
 
 def markdown(results, chosen, times, args):
-    lines = [f"Held-out simulated ALMA test set: {args.n_cubes} cubes of {args.size}x{args.size}"
-             f"x{args.channels}, seeds from {TEST_SEED}; each method at the lowest threshold "
+    which = ("Held-out simulated ALMA test set" if args.seed_base == TEST_SEED
+             else "Simulated ALMA cubes (not the test set)")
+    lines = [f"{which}: {args.n_cubes} cubes of {args.size}x{args.size}"
+             f"x{args.channels}, seeds from {args.seed_base}; each method at the lowest threshold "
              f"(dirty-cube sigma) with purity >= {args.purity}. CLEAN and the PSF fits get "
              + ("the PSF over the image only (CASA's .psf)." if args.image_psf else
                 "the PSF over twice the image (every sidelobe within the image)."), "",
@@ -321,6 +326,9 @@ def main(argv=None):
     parser.add_argument("--calibrate", type=int, default=0, metavar="N",
                         help="first calibrate flux_err on N other cubes and record it in the card")
     args = parser.parse_args(argv)
+    if args.write_card and args.seed_base != TEST_SEED:
+        parser.error(f"--write-card records the test set's scores: leave --seed-base at "
+                     f"{TEST_SEED}")
     if args.calibrate:
         calibrate_flux_error(args)
     from tqdm import tqdm

@@ -36,7 +36,7 @@ from deepfocus_radio.sources import find_sources, score_catalog, score_catalogs
 from deepfocus_radio.sources.bounds import cramer_rao_bound, noise_power_spectrum
 from deepfocus_radio.sources.characterize import SkyGeometry
 from deepfocus_radio.sources.psf_fit import cube_line_profile, gaussian_image, refine_with_psf
-from evaluate_alma import (SNR_BINS, TEST_SEED, add_test_set_arguments, matching_geometry,
+from evaluate_alma import (SNR_BINS, add_test_set_arguments, matching_geometry,
                            simulate_test_cube)
 
 RESOLVED = 1.5  # beams (major axes), as score_catalog's resolved_factor
@@ -172,7 +172,6 @@ def markdown(tables, args):
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     add_test_set_arguments(parser)
-    parser.add_argument("--seed-base", type=int, default=TEST_SEED)
     parser.add_argument("--seed", type=int, default=0, help="seed of the random start angles")
     parser.add_argument("--no-fit", dest="fit", action="store_false",
                         help="skip the fit from the true catalogue")

@@ -71,3 +71,26 @@ def test_evaluation_script_scores_all_methods(tmp_path):
     assert (again.n_truth, again.n_found, again.n_matched) == (
         mine.n_truth, mine.n_found, mine.n_matched)
     assert again.errors["flux"].median == mine.errors["flux"].median
+
+
+def test_evaluation_script_runs_the_calibration_cubes_but_records_only_the_test_set(tmp_path):
+    import pytest
+
+    evaluate_alma = _load_example()
+    seen = []
+
+    class Stop(Exception):
+        pass
+
+    def simulate(index, size, n_channels, seed_base=evaluate_alma.TEST_SEED, full_psf=True):
+        seen.append((index, size, n_channels, seed_base))
+        raise Stop
+
+    evaluate_alma.simulate_test_cube = simulate
+    with pytest.raises(Stop):
+        evaluate_alma.main(["--seed-base", str(evaluate_alma.CALIBRATION_SEED), "--n-cubes", "1",
+                            "--size", "64", "--channels", "24", "--out", str(tmp_path)])
+    assert seen == [(0, 64, 24, evaluate_alma.CALIBRATION_SEED)]
+    with pytest.raises(SystemExit):  # the card holds the test set's scores only
+        evaluate_alma.main(["--seed-base", "9090", "--write-card", "--out", str(tmp_path)])
+    assert not any(tmp_path.iterdir())
