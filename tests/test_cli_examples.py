@@ -38,5 +38,6 @@ def test_every_help_example_parses(module):
 
 
 def test_a_continued_example_is_one_command():
-    text = "examples:\n  deepfocus score a.ecsv b.ecsv \\\n      --plot s.png   # a plot\nnot a command"
+    text = ("examples:\n  deepfocus score a.ecsv b.ecsv \\\n      --plot s.png   # a plot\n"
+            "not a command")
     assert _examples(text) == [["deepfocus", "score", "a.ecsv", "b.ecsv", "--plot", "s.png"]]

@@ -5,6 +5,7 @@ import json
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "evaluate_alma.py"
 
@@ -74,8 +75,6 @@ def test_evaluation_script_scores_all_methods(tmp_path):
 
 
 def test_evaluation_script_runs_the_calibration_cubes_but_records_only_the_test_set(tmp_path):
-    import pytest
-
     evaluate_alma = _load_example()
     seen = []
 

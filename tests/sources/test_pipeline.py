@@ -199,7 +199,8 @@ def test_network_flux_error_comes_from_the_model_card(dirty_fits):
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
-@pytest.mark.parametrize("options", [{}, dict(threshold=3.5, psf_min_snr=4.0, dirty_candidates=4.0)],
+@pytest.mark.parametrize("options", [{}, dict(threshold=3.5, psf_min_snr=4.0,
+                                                  dirty_candidates=4.0)],
                          ids=["psf", "as-evaluated"])
 def test_find_sources_on_cuda_gives_the_cpu_catalogue(options):
     from deepfocus_radio.simulation import AlmaConfig, simulate_alma_cube
