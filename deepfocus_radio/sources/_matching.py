@@ -4,6 +4,7 @@ See :mod:`deepfocus_radio.sources.scoring` for the criteria. Candidate pairs com
 KD-tree, so large catalogues (SKA SDC2: 1e5 sources) are matched without an N x M matrix.
 """
 
+import warnings
 from dataclasses import dataclass
 
 import numpy as np
@@ -11,11 +12,16 @@ from astropy import constants
 from astropy import units as u
 from scipy.spatial import cKDTree
 
-from deepfocus_radio.exceptions import ConfigError, InputDataError
+from deepfocus_radio.exceptions import ConfigError, DeepFocusWarning, InputDataError
 
 __all__ = ["MatchGeometry", "resolve_geometry", "greedy_match"]
 
 C_KMS = constants.c.to_value(u.km / u.s)
+#: Pairs of sources closer than this on the sky, in beams, compare the two pixel grids...
+GRID_PAIR_REACH = 3.0
+#: ...which are the same when their distances agree within this many beams, and their
+#: frequency differences within this many channels (medians).
+GRID_TOLERANCE = 0.25
 
 
 @dataclass
@@ -112,12 +118,24 @@ def resolve_geometry(found, truth, *, beam=None, pixel_scale=None, channel_width
     scale = (u.Quantity(pixel_scale).to_value(u.arcsec) if pixel_scale is not None
              else _meta(tables, "pixel_scale_arcsec"))
     channel_hz, channel_kms = _channel(channel_width, tables)
-    if _finite(tables, ("x", "y")) and (scale is not None or beam_pix is not None):
+    on_sky, in_pixels = _finite(tables, ("ra", "dec")), _finite(tables, ("x", "y"))
+    same_grid = True
+    if on_sky and in_pixels and scale is not None and (beam_arcsec or beam_pix):
+        beam_sky = beam_arcsec if beam_arcsec is not None else beam_pix * scale
+        spatial, spectral = _grid_mismatch(truth, found, scale, beam_sky, channel_hz)
+        same_grid = spatial <= GRID_TOLERANCE and spectral <= GRID_TOLERANCE
+        if not same_grid:
+            warnings.warn(
+                f"the catalogues' pixel coordinates are on different grids: distances between "
+                f"the same sources differ by {spatial:.1f} beams and {spectral:.1f} channels "
+                f"in pixels and on the sky (a cut-out or a regridded cube?); matching on the "
+                f"sky (ra, dec, freq) instead", DeepFocusWarning, stacklevel=3)
+    if in_pixels and (scale is not None or beam_pix is not None) and same_grid:
         mode = "pixel"
         if beam_pix is None:
             beam_pix = beam_arcsec / scale if beam_arcsec is not None else None
         spectral = _finite(tables, ("z",))
-    elif _finite(tables, ("ra", "dec")):
+    elif on_sky:
         mode = "sky"
         if beam_arcsec is None and beam_pix is not None and scale is not None:
             beam_arcsec = beam_pix * scale
@@ -137,6 +155,36 @@ def resolve_geometry(found, truth, *, beam=None, pixel_scale=None, channel_width
             "FWHM in pixels) or score catalogues whose meta has 'beam_major_arcsec'"
         )
     return geometry
+
+
+def _grid_mismatch(truth, found, scale, beam_arcsec, channel_hz=None):
+    """How differently the two catalogues' pixel grids place the sky, in beams (and, with
+    ``channel_hz`` and frequencies, in channels): for each found source and its nearest true
+    source on the sky (within ``GRID_PAIR_REACH`` beams), the difference between their
+    distance on the sky and their distance in pixels times ``scale`` (arcsec), and between
+    their frequency difference and their channel difference times ``channel_hz``; the
+    medians over those pairs, or 0 without any."""
+    if len(truth) == 0 or len(found) == 0:
+        return 0.0, 0.0
+
+    def unit_vectors(table):
+        ra, dec = (np.radians(_column(table, name, u.deg)) for name in ("ra", "dec"))
+        return np.column_stack([np.cos(dec) * np.cos(ra), np.cos(dec) * np.sin(ra), np.sin(dec)])
+
+    chord, nearest = cKDTree(unit_vectors(truth)).query(unit_vectors(found))
+    on_sky = np.degrees(2 * np.arcsin(np.clip(chord / 2, 0, 1))) * 3600.0
+    in_pixels = scale * np.hypot(_column(found, "x") - _column(truth, "x")[nearest],
+                                 _column(found, "y") - _column(truth, "y")[nearest])
+    close = on_sky <= GRID_PAIR_REACH * beam_arcsec
+    if not np.any(close):
+        return 0.0, 0.0
+    spatial = float(np.median(np.abs(on_sky - in_pixels)[close]) / beam_arcsec)
+    spectral = 0.0
+    if channel_hz and _finite((truth, found), ("z", "freq")):
+        in_hz = np.abs(_column(found, "freq", u.Hz) - _column(truth, "freq", u.Hz)[nearest])
+        in_channels = np.abs(_column(found, "z") - _column(truth, "z")[nearest])
+        spectral = float(np.median(np.abs(in_hz / channel_hz - in_channels)[close]))
+    return spatial, spectral
 
 
 def _beam(beam, tables):

@@ -4,7 +4,11 @@ Matching is one-to-one and greedy, from the highest truth SNR down: a truth sour
 the closest unmatched found source that lies within ``max(beam FWHM, true fwhm_major)`` on
 the sky and within ``max(2 channels, true line_fwhm)`` in frequency ("closest" in these
 limits' units). Positions are compared in pixels and channels when both tables have
-``x, y, z`` and the pixel scale is known, else on the sky (``ra, dec, freq``).
+``x, y, z`` and the pixel scale is known, else on the sky (``ra, dec, freq``). When both
+also have ``ra, dec``, the two pixel grids are compared first: if the distances between
+nearby found and true sources differ in pixels and on the sky (a cut-out or a regridded
+cube scored against the full cube's truth), a ``DeepFocusWarning`` says so and the sky is
+used.
 
 Reported: completeness (by truth SNR bin; also over the true sources that no brighter
 true source blends within these limits), purity (by found SNR bin), F1, and for matched

@@ -375,3 +375,35 @@ def test_a_test_sets_catalogues_travel_as_one_stacked_file(tmp_path, capsys):
         stack_catalogs([truth], [dict(beam=4.0)])
     with pytest.raises(ConfigError, match="one geometry per catalogue"):
         stack_catalogs([truth, truth], [geometries[0]])
+
+
+def test_a_cut_out_is_matched_on_the_sky_with_a_warning(three_sources):
+    """A catalogue of a cut-out has its own pixel grid: matching its x, y against the full
+    cube's truth would pair the wrong pixels. The grids are compared, and the sky is used."""
+    import warnings
+
+    from deepfocus_radio.exceptions import DeepFocusWarning
+    from deepfocus_radio.sources import find_sources
+
+    sim = three_sources
+    dirty, truth = sim.to_spectral_cube("dirty"), sim.truth_catalog()
+    geometry = dict(beam=sim.beam, pixel_scale=sim.pixel_scale,
+                    channel_width=abs(sim.header["CDELT3"]) * u.Hz)
+    whole = find_sources(dirty, None, progress=False)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", DeepFocusWarning)  # one grid: no warning
+        same = score_catalog(whole, truth, **geometry)
+    assert same.mode == "pixel" and same.n_matched == 3
+    separations = {int(t): s for t, s in zip(same.matches["truth_index"],
+                                             same.matches["separation"])}
+    for z0, y0, x0 in ((0, 5, 9), (3, 0, 0)):  # a cut-out on the sky, a band cut in frequency
+        cut = find_sources(dirty[z0:, y0:, x0:], None, progress=False)
+        for row in cut:  # the same detections, z0, y0 and x0 pixels lower
+            assert np.min(np.hypot(whole["x"].value - x0 - row["x"].value,
+                                   whole["y"].value - y0 - row["y"].value)
+                          + np.abs(whole["z"].value - z0 - row["z"].value)) < 0.1
+        with pytest.warns(DeepFocusWarning, match="different grids"):
+            moved = score_catalog(cut, truth, **geometry)
+        assert moved.mode == "sky" and moved.n_matched == 3
+        for t, separation in zip(moved.matches["truth_index"], moved.matches["separation"]):
+            assert separation == pytest.approx(separations[int(t)], abs=0.02)  # beams
