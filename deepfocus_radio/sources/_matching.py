@@ -120,14 +120,15 @@ def resolve_geometry(found, truth, *, beam=None, pixel_scale=None, channel_width
     channel_hz, channel_kms = _channel(channel_width, tables)
     on_sky, in_pixels = _finite(tables, ("ra", "dec")), _finite(tables, ("x", "y"))
     same_grid = True
-    if on_sky and in_pixels and scale is not None and (beam_arcsec or beam_pix):
+    if on_sky and in_pixels and scale is not None and (beam_arcsec is not None
+                                                          or beam_pix is not None):
         beam_sky = beam_arcsec if beam_arcsec is not None else beam_pix * scale
-        spatial, spectral = _grid_mismatch(truth, found, scale, beam_sky, channel_hz)
-        same_grid = spatial <= GRID_TOLERANCE and spectral <= GRID_TOLERANCE
+        off_beams, off_channels = _grid_mismatch(truth, found, scale, beam_sky, channel_hz)
+        same_grid = off_beams <= GRID_TOLERANCE and off_channels <= GRID_TOLERANCE
         if not same_grid:
             warnings.warn(
                 f"the catalogues' pixel coordinates are on different grids: distances between "
-                f"the same sources differ by {spatial:.1f} beams and {spectral:.1f} channels "
+                f"the same sources differ by {off_beams:.1f} beams and {off_channels:.1f} channels "
                 f"in pixels and on the sky (a cut-out or a regridded cube?); matching on the "
                 f"sky (ra, dec, freq) instead", DeepFocusWarning, stacklevel=3)
     if in_pixels and (scale is not None or beam_pix is not None) and same_grid:
@@ -167,12 +168,8 @@ def _grid_mismatch(truth, found, scale, beam_arcsec, channel_hz=None):
     if len(truth) == 0 or len(found) == 0:
         return 0.0, 0.0
 
-    def unit_vectors(table):
-        ra, dec = (np.radians(_column(table, name, u.deg)) for name in ("ra", "dec"))
-        return np.column_stack([np.cos(dec) * np.cos(ra), np.cos(dec) * np.sin(ra), np.sin(dec)])
-
-    chord, nearest = cKDTree(unit_vectors(truth)).query(unit_vectors(found))
-    on_sky = np.degrees(2 * np.arcsin(np.clip(chord / 2, 0, 1))) * 3600.0
+    chord, nearest = cKDTree(_unit_vectors(truth)).query(_unit_vectors(found))
+    on_sky = _chord_arcsec(chord)
     in_pixels = scale * np.hypot(_column(found, "x") - _column(truth, "x")[nearest],
                                  _column(found, "y") - _column(truth, "y")[nearest])
     close = on_sky <= GRID_PAIR_REACH * beam_arcsec
@@ -211,9 +208,19 @@ def _channel(channel_width, tables):
 def _spatial(table, geometry):
     if geometry.mode == "pixel":
         return np.column_stack([_column(table, "x", u.pix), _column(table, "y", u.pix)])
+    return _unit_vectors(table)
+
+
+def _unit_vectors(table):
+    """Unit vectors of the rows' (ra, dec): chords between them are matched by a KD-tree."""
     ra = np.radians(_column(table, "ra", u.deg))
     dec = np.radians(_column(table, "dec", u.deg))
     return np.column_stack([np.cos(dec) * np.cos(ra), np.cos(dec) * np.sin(ra), np.sin(dec)])
+
+
+def _chord_arcsec(chord):
+    """The angle (arcsec) of a chord of the unit sphere."""
+    return np.degrees(2 * np.arcsin(np.clip(chord / 2, 0.0, 1.0))) * 3600.0
 
 
 def _spatial_limits(truth, geometry):
@@ -329,8 +336,7 @@ def greedy_match(found, truth, geometry):
         best = cand[ok][np.argmin(score)]
         taken[best] = True
         chord = np.linalg.norm(f_xy[best] - t_xy[i])
-        sep_units = chord if geometry.mode == "pixel" else np.degrees(
-            2 * np.arcsin(min(chord / 2, 1.0))) * 3600
+        sep_units = chord if geometry.mode == "pixel" else float(_chord_arcsec(chord))
         pairs[0].append(i)
         pairs[1].append(best)
         pairs[2].append(sep_units / geometry.beam)
