@@ -130,7 +130,7 @@ def resolve_geometry(found, truth, *, beam=None, pixel_scale=None, channel_width
                 f"the catalogues' pixel coordinates are on different grids: distances between "
                 f"the same sources differ by {off_beams:.1f} beams and {off_channels:.1f} channels "
                 f"in pixels and on the sky (a cut-out or a regridded cube?); matching on the "
-                f"sky (ra, dec, freq) instead", DeepFocusWarning, stacklevel=3)
+                f"sky (ra, dec, freq) instead", DeepFocusWarning, stacklevel=4)
     if in_pixels and (scale is not None or beam_pix is not None) and same_grid:
         mode = "pixel"
         if beam_pix is None:

@@ -402,8 +402,9 @@ def test_a_cut_out_is_matched_on_the_sky_with_a_warning(three_sources):
             assert np.min(np.hypot(whole["x"].value - x0 - row["x"].value,
                                    whole["y"].value - y0 - row["y"].value)
                           + np.abs(whole["z"].value - z0 - row["z"].value)) < 0.1
-        with pytest.warns(DeepFocusWarning, match="different grids"):
+        with pytest.warns(DeepFocusWarning, match="different grids") as caught:
             moved = score_catalog(cut, truth, **geometry)
+        assert caught[0].filename == __file__  # it points at the caller's line
         assert moved.mode == "sky" and moved.n_matched == 3
         for t, separation in zip(moved.matches["truth_index"], moved.matches["separation"]):
             assert separation == pytest.approx(separations[int(t)], abs=0.02)  # beams
