@@ -120,8 +120,7 @@ def resolve_geometry(found, truth, *, beam=None, pixel_scale=None, channel_width
     channel_hz, channel_kms = _channel(channel_width, tables)
     on_sky, in_pixels = _finite(tables, ("ra", "dec")), _finite(tables, ("x", "y"))
     same_grid = True
-    if on_sky and in_pixels and scale is not None and (beam_arcsec is not None
-                                                          or beam_pix is not None):
+    if on_sky and in_pixels and scale and (beam_arcsec or beam_pix):  # all known, non-zero
         beam_sky = beam_arcsec if beam_arcsec is not None else beam_pix * scale
         off_beams, off_channels = _grid_mismatch(truth, found, scale, beam_sky, channel_hz)
         same_grid = off_beams <= GRID_TOLERANCE and off_channels <= GRID_TOLERANCE
