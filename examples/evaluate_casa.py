@@ -194,9 +194,9 @@ def run_cube(index, args, thresholds):
         truth = truth_table(sources, cube, noise)
         wide = open_cube(work / "wide.fits")  # its central part (the slice moves the WCS)
         y0, x0 = (n // 2 - args.size // 2 for n in wide.shape[1:])
-        wide = wide[:, y0:y0 + args.size, x0:x0 + args.size]
-        wide_clean = open_cube(work / "wideclean.fits")[:, y0:y0 + args.size,
-                                                          x0:x0 + args.size]
+        centre = (slice(None), slice(y0, y0 + args.size), slice(x0, x0 + args.size))
+        wide = wide[centre]
+        wide_clean = open_cube(work / "wideclean.fits")[centre]
         wide_deconvolved = deconvolve(wide, args.model, progress=False)
         start = time.perf_counter()
         deconvolved = deconvolve(cube, args.model, progress=False)
