@@ -98,7 +98,6 @@ def fits_cube(tmp_path):
     return _write
 
 
-
 @pytest.fixture(scope="session")
 def three_sources():
     """A simulated ALMA cube (64 x 64 x 24) of three resolved sources at SNR 20-40, with no
